@@ -1,0 +1,1 @@
+//! ftpnat harness (skeleton).

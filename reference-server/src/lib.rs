@@ -1,0 +1,38 @@
+//! `ftpnat-server` — a NAT-aware FTP server, and the reference peer of the
+//! ftpnat harness.
+//!
+//! What it is: an RFC 959/2428/3659 FTP server whose NAT behaviour mirrors the
+//! ProFTPD directives users know — `masquerade_address` (per vhost and per
+//! client class), `passive_ports` with an O(1) allocator and an exhaustion
+//! policy, and the PORT/EPRT refusal rules of RFC 2577. What it is not: a
+//! general file server with TLS (not yet), quotas or virtual users beyond a
+//! flat list.
+//!
+//! # Layout
+//! * [`protocol`] — the wire layer: commands, replies, the 227/229/PORT/EPRT
+//!   codecs, the bounded line reader. Pure; shared with the harness.
+//! * [`config`] — TOML → validated [`config::Config`]; every default in
+//!   [`config::defaults`].
+//! * [`passive`] — the passive-port allocator.
+//! * [`fs`] — the sandboxed tree.
+//! * [`session`] — one control connection's state machine.
+//! * [`server`] — the accept loop, limits and draining shutdown.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use ftpnat_server::{config::Config, server::Server};
+//! let config = Config::load(std::path::Path::new("ftpnat-server.toml")).unwrap();
+//! let server = Server::new(config);
+//! let listeners = server.bind()?;
+//! server.run(listeners, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod fs;
+pub mod passive;
+pub mod protocol;
+pub mod server;
+pub mod session;

@@ -1,0 +1,111 @@
+//! The wire layer: commands, replies, in-band address codecs and the line
+//! reader. Nothing here touches sockets except [`LineReader`], which only reads.
+
+pub mod addr;
+pub mod command;
+pub mod reply;
+
+pub use command::{Command, ParseError};
+pub use reply::{Reply, ReplyParser};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// One line read from the control connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A complete line (lossily decoded as UTF-8, CR LF removed).
+    Text(String),
+    /// A line longer than the limit; its bytes were discarded up to the newline.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// Reads CR LF (or bare LF) terminated lines with a length limit, without
+/// buffering more than `limit` bytes per line whatever the peer sends.
+#[derive(Debug)]
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    start: usize,
+    limit: usize,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    /// Wraps a reader; `limit` is the longest accepted line in bytes.
+    pub fn new(inner: R, limit: usize) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::with_capacity(512),
+            start: 0,
+            limit,
+        }
+    }
+
+    /// Reads the next line. Cancel-safe: bytes already read stay buffered.
+    pub async fn next_line(&mut self) -> std::io::Result<Line> {
+        let mut discarding = false;
+        loop {
+            if let Some(pos) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
+                let end = self.start + pos;
+                let line = &self.buf[self.start..end];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let text = String::from_utf8_lossy(line).into_owned();
+                self.start = end + 1;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                }
+                if discarding || text.len() > self.limit {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(Line::Text(text));
+            }
+            if self.buf.len() - self.start > self.limit {
+                // Too long: forget what we have, remember to report it at the newline.
+                discarding = true;
+                self.buf.clear();
+                self.start = 0;
+            }
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = self.inner.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(Line::Eof);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reads_lines_and_limits_length() {
+        let input: &[u8] = b"USER a\r\nPASS b\n";
+        let mut r = LineReader::new(input, 16);
+        assert_eq!(r.next_line().await.unwrap(), Line::Text("USER a".into()));
+        assert_eq!(r.next_line().await.unwrap(), Line::Text("PASS b".into()));
+        assert_eq!(r.next_line().await.unwrap(), Line::Eof);
+
+        let long = format!("NOOP {}\r\nPWD\r\n", "x".repeat(5000));
+        let mut r = LineReader::new(long.as_bytes(), 100);
+        assert_eq!(r.next_line().await.unwrap(), Line::TooLong);
+        assert_eq!(r.next_line().await.unwrap(), Line::Text("PWD".into()));
+    }
+
+    #[tokio::test]
+    async fn non_utf8_is_decoded_lossily() {
+        let input: &[u8] = b"RETR \xff\xfe.txt\r\n";
+        let mut r = LineReader::new(input, 100);
+        match r.next_line().await.unwrap() {
+            Line::Text(t) => assert!(t.starts_with("RETR ")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The accept loop: binds the control listeners, enforces `max_clients` and
+//! `max_clients_per_ip`, runs one task per session, and drains on shutdown
+//! (stop accepting; idle sessions get 421; running transfers finish first).
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use tokio::{io::AsyncWriteExt, net::TcpListener, sync::watch, task::JoinSet};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::{
+    config::{Config, Masquerade},
+    passive::{bind_listener, Metrics, PortPool},
+    protocol::addr::{canonical_ip, is_non_public},
+    session::{self, Shared},
+};
+
+/// How long a drain may take before remaining sessions are cut.
+pub const DRAIN_BOUND: Duration = Duration::from_secs(60);
+
+/// A configured server, not yet running.
+#[derive(Debug)]
+pub struct Server {
+    config: Arc<Config>,
+    pool: Option<Arc<PortPool>>,
+}
+
+impl Server {
+    /// Builds the server and its passive pool.
+    pub fn new(config: Config) -> Server {
+        let pool = config.passive_ports.map(|(lo, hi)| PortPool::new(lo, hi));
+        Server {
+            config: Arc::new(config),
+            pool,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The passive pool, if a range is configured.
+    pub fn pool(&self) -> Option<&Arc<PortPool>> {
+        self.pool.as_ref()
+    }
+
+    /// Allocator counters (zero without a range).
+    pub fn metrics(&self) -> Metrics {
+        self.pool.as_ref().map(|p| p.metrics()).unwrap_or_default()
+    }
+
+    /// Binds every `listen` address (SO_REUSEADDR).
+    pub fn bind(&self) -> io::Result<Vec<TcpListener>> {
+        self.config
+            .listen
+            .iter()
+            .map(|a| {
+                bind_listener(*a).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
+            })
+            .collect()
+    }
+
+    /// Logs the masquerade set-up the way ProFTPD users expect, with a
+    /// warning for a non-public address (the seed's DNS pitfall).
+    pub fn announce(&self, listeners: &[TcpListener]) {
+        let announce = |who: String, m: &Masquerade| {
+            if let Masquerade::Addr { ip, name } = m {
+                match name {
+                    Some(n) => info!("{who} masquerading as {ip} (resolved from '{n}' at start-up)"),
+                    None => info!("{who} masquerading as {ip}"),
+                }
+                if is_non_public(*ip) {
+                    warn!(
+                        "masquerade address {ip}{} is not a public address: clients outside the LAN will be sent it in 227 replies and fail (a DNS name resolved from inside the LAN?)",
+                        name.as_ref().map(|n| format!(" (from '{n}')")).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        for l in listeners {
+            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            announce(addr, &self.config.masquerade);
+        }
+        for v in &self.config.vhosts {
+            if let Some(m) = &v.masquerade {
+                announce(format!("vhost {}", v.address), m);
+            }
+        }
+        for c in &self.config.classes {
+            if let Some(m) = &c.masquerade {
+                announce(format!("class {}", c.name), m);
+            }
+        }
+        if let Some((lo, hi)) = self.config.passive_ports {
+            info!(policy = ?self.config.passive_exhausted, "passive ports {lo}-{hi}");
+        }
+    }
+
+    /// Serves until `shutdown` completes, then drains.
+    pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        self.announce(&listeners);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            config: Arc::clone(&self.config),
+            pool: self.pool.clone(),
+            shutdown: stop_rx,
+        });
+        let counts: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+        let mut sessions = JoinSet::new();
+        let mut accepts = JoinSet::new();
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
+        for l in listeners {
+            info!("listening on {}", l.local_addr()?);
+            let tx = conn_tx.clone();
+            accepts.spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok(c) => {
+                            if tx.send(c).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(conn_tx);
+        tokio::pin!(shutdown);
+        let mut next_id: u64 = 0;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(done) = sessions.join_next(), if !sessions.is_empty() => {
+                    if let Err(e) = done { warn!(error = %e, "session task failed"); }
+                }
+                Some((mut stream, peer)) = conn_rx.recv() => {
+                    next_id += 1;
+                    let ip = canonical_ip(peer.ip());
+                    let admitted = {
+                        let mut c = counts.lock().unwrap();
+                        let total: usize = c.values().sum();
+                        let mine = c.get(&ip).copied().unwrap_or(0);
+                        if total >= self.config.max_clients {
+                            Err("Too many users, try again later")
+                        } else if mine >= self.config.max_clients_per_ip {
+                            Err("Too many connections from your address")
+                        } else {
+                            *c.entry(ip).or_default() += 1;
+                            Ok(())
+                        }
+                    };
+                    if let Err(why) = admitted {
+                        warn!(peer = %peer, "refused connection: {why}");
+                        tokio::spawn(async move {
+                            let _ = stream.write_all(format!("421 {why}\r\n").as_bytes()).await;
+                            let _ = stream.shutdown().await;
+                        });
+                        continue;
+                    }
+                    let shared = Arc::clone(&shared);
+                    let counts = Arc::clone(&counts);
+                    let span = info_span!("session", id = next_id, peer = %SocketAddr::new(ip, peer.port()));
+                    sessions.spawn(async move {
+                        session::serve(stream, shared).await;
+                        let mut c = counts.lock().unwrap();
+                        if let Some(n) = c.get_mut(&ip) {
+                            *n -= 1;
+                            if *n == 0 { c.remove(&ip); }
+                        }
+                    }.instrument(span));
+                }
+            }
+        }
+        info!(sessions = sessions.len(), "shutting down: no new connections; draining sessions");
+        accepts.abort_all();
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(DRAIN_BOUND, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(left = sessions.len(), "drain bound reached; closing remaining sessions");
+            sessions.abort_all();
+        }
+        let m = self.metrics();
+        info!(reserved = m.reserved, fallback = m.fallback, refused = m.refused, waited = m.waited, "passive port metrics");
+        info!("server stopped");
+        Ok(())
+    }
+}
