@@ -370,7 +370,11 @@ impl Config {
 
     /// Parses and validates TOML text; `path` only names the source in errors,
     /// and a relative `root` is taken relative to its directory.
-    pub fn from_toml(text: &str, path: &Path, resolver: Resolver<'_>) -> Result<Config, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        resolver: Resolver<'_>,
+    ) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map_or((1, 1), |s| line_col(text, s.start));
             ConfigError::Syntax {
@@ -384,7 +388,11 @@ impl Config {
     }
 
     /// Validates a raw configuration.
-    pub fn resolve(raw: RawConfig, path: &Path, resolver: Resolver<'_>) -> Result<Config, ConfigError> {
+    pub fn resolve(
+        raw: RawConfig,
+        path: &Path,
+        resolver: Resolver<'_>,
+    ) -> Result<Config, ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             path: path.to_owned(),
             key: key.to_string(),
@@ -395,8 +403,12 @@ impl Config {
             .unwrap_or_else(|| vec![defaults::LISTEN.to_string()])
             .iter()
             .map(|s| {
-                s.parse::<SocketAddr>()
-                    .map_err(|_| invalid("listen", format!("{s:?} is not a socket address like \"0.0.0.0:21\" or \"[::]:21\"")))
+                s.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "listen",
+                        format!("{s:?} is not a socket address like \"0.0.0.0:21\" or \"[::]:21\""),
+                    )
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if listen.is_empty() {
@@ -414,7 +426,10 @@ impl Config {
             .canonicalize()
             .map_err(|e| invalid("root", format!("{}: {e}", root.display())))?;
         if !root.is_dir() {
-            return Err(invalid("root", format!("{} is not a directory", root.display())));
+            return Err(invalid(
+                "root",
+                format!("{} is not a directory", root.display()),
+            ));
         }
         let masq = |key: &str, value: &Option<String>| -> Result<Option<Masquerade>, ConfigError> {
             value
@@ -422,7 +437,8 @@ impl Config {
                 .map(|v| parse_masquerade(v, resolver).map_err(|reason| invalid(key, reason)))
                 .transpose()
         };
-        let masquerade = masq("masquerade_address", &raw.masquerade_address)?.unwrap_or(Masquerade::None);
+        let masquerade =
+            masq("masquerade_address", &raw.masquerade_address)?.unwrap_or(Masquerade::None);
         let passive_ports = match raw.passive_ports {
             None => None,
             Some([lo, hi]) if lo >= 1024 && lo <= hi => Some((lo, hi)),
@@ -435,7 +451,9 @@ impl Config {
         };
         let allow_foreign = match raw.allow_foreign_address {
             None | Some(ForeignAddress::All(false)) => vec![],
-            Some(ForeignAddress::All(true)) => vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+            Some(ForeignAddress::All(true)) => {
+                vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]
+            }
             Some(ForeignAddress::Cidrs(list)) => list
                 .iter()
                 .map(|c| parse_cidr(c).map_err(|r| invalid("allow_foreign_address", r)))
@@ -444,7 +462,10 @@ impl Config {
         let mut users = Vec::new();
         for (i, u) in raw.user.iter().enumerate() {
             if u.name.is_empty() || u.name.contains(char::is_whitespace) {
-                return Err(invalid(&format!("user[{i}].name"), format!("{:?} is not a login name", u.name)));
+                return Err(invalid(
+                    &format!("user[{i}].name"),
+                    format!("{:?} is not a login name", u.name),
+                ));
             }
             argon2::PasswordHash::new(&u.password_hash).map_err(|e| {
                 invalid(
@@ -463,10 +484,16 @@ impl Config {
             .iter()
             .map(|v| {
                 let up = v.to_ascii_uppercase();
-                if crate::protocol::command::HELP_VERBS.split(' ').any(|k| k == up) {
+                if crate::protocol::command::HELP_VERBS
+                    .split(' ')
+                    .any(|k| k == up)
+                {
                     Ok(up)
                 } else {
-                    Err(invalid("limits.deny", format!("{v:?} is not a command this server knows")))
+                    Err(invalid(
+                        "limits.deny",
+                        format!("{v:?} is not a command this server knows"),
+                    ))
                 }
             })
             .collect::<Result<_, _>>()?;
@@ -478,12 +505,18 @@ impl Config {
                 .map(|s| parse_cidr(s).map_err(|r| invalid(&format!("class[{i}].from"), r)))
                 .collect::<Result<Vec<_>, _>>()?;
             if from.is_empty() {
-                return Err(invalid(&format!("class[{i}].from"), "needs at least one CIDR".into()));
+                return Err(invalid(
+                    &format!("class[{i}].from"),
+                    "needs at least one CIDR".into(),
+                ));
             }
             classes.push(Class {
                 name: c.name.clone(),
                 from,
-                masquerade: masq(&format!("class[{i}].masquerade_address"), &c.masquerade_address)?,
+                masquerade: masq(
+                    &format!("class[{i}].masquerade_address"),
+                    &c.masquerade_address,
+                )?,
             });
         }
         let mut vhosts = Vec::new();
@@ -491,7 +524,10 @@ impl Config {
             vhosts.push(Vhost {
                 address: v.address,
                 server_name: v.server_name.clone(),
-                masquerade: masq(&format!("vhost[{i}].masquerade_address"), &v.masquerade_address)?,
+                masquerade: masq(
+                    &format!("vhost[{i}].masquerade_address"),
+                    &v.masquerade_address,
+                )?,
             });
         }
         let secs = |v: Option<u64>, d: u64, key: &str| -> Result<Duration, ConfigError> {
@@ -502,32 +538,58 @@ impl Config {
         };
         let max_line = raw.limits.max_line.unwrap_or(defaults::MAX_LINE);
         if max_line < 64 {
-            return Err(invalid("limits.max_line", format!("{max_line} is below the minimum of 64 bytes")));
+            return Err(invalid(
+                "limits.max_line",
+                format!("{max_line} is below the minimum of 64 bytes"),
+            ));
         }
         Ok(Config {
             listen,
             root,
-            server_name: raw.server_name.unwrap_or_else(|| defaults::SERVER_NAME.into()),
+            server_name: raw
+                .server_name
+                .unwrap_or_else(|| defaults::SERVER_NAME.into()),
             masquerade,
             passive_ports,
             passive_exhausted: raw.passive_exhausted.unwrap_or_default(),
-            passive_wait: Duration::from_millis(raw.passive_wait_ms.unwrap_or(defaults::PASSIVE_WAIT_MS)),
+            passive_wait: Duration::from_millis(
+                raw.passive_wait_ms.unwrap_or(defaults::PASSIVE_WAIT_MS),
+            ),
             allow_foreign,
             port_private_address: raw.port_private_address.unwrap_or_default(),
             anonymous: raw.anonymous.unwrap_or(defaults::ANONYMOUS),
             users,
             deny,
             max_clients: raw.limits.max_clients.unwrap_or(defaults::MAX_CLIENTS),
-            max_clients_per_ip: raw.limits.max_clients_per_ip.unwrap_or(defaults::MAX_CLIENTS_PER_IP),
+            max_clients_per_ip: raw
+                .limits
+                .max_clients_per_ip
+                .unwrap_or(defaults::MAX_CLIENTS_PER_IP),
             max_line,
-            max_login_failures: raw.limits.max_login_failures.unwrap_or(defaults::MAX_LOGIN_FAILURES),
+            max_login_failures: raw
+                .limits
+                .max_login_failures
+                .unwrap_or(defaults::MAX_LOGIN_FAILURES),
             login_failure_delay: Duration::from_millis(
-                raw.login_failure_delay_ms.unwrap_or(defaults::LOGIN_FAILURE_DELAY_MS),
+                raw.login_failure_delay_ms
+                    .unwrap_or(defaults::LOGIN_FAILURE_DELAY_MS),
             ),
-            timeout_login: secs(raw.timeouts.login, defaults::TIMEOUT_LOGIN, "timeouts.login")?,
+            timeout_login: secs(
+                raw.timeouts.login,
+                defaults::TIMEOUT_LOGIN,
+                "timeouts.login",
+            )?,
             timeout_idle: secs(raw.timeouts.idle, defaults::TIMEOUT_IDLE, "timeouts.idle")?,
-            timeout_no_transfer: secs(raw.timeouts.no_transfer, defaults::TIMEOUT_NO_TRANSFER, "timeouts.no_transfer")?,
-            timeout_data_connect: secs(raw.timeouts.data_connect, defaults::TIMEOUT_DATA_CONNECT, "timeouts.data_connect")?,
+            timeout_no_transfer: secs(
+                raw.timeouts.no_transfer,
+                defaults::TIMEOUT_NO_TRANSFER,
+                "timeouts.no_transfer",
+            )?,
+            timeout_data_connect: secs(
+                raw.timeouts.data_connect,
+                defaults::TIMEOUT_DATA_CONNECT,
+                "timeouts.data_connect",
+            )?,
             classes,
             vhosts,
             log_file: raw.log_file,
@@ -549,7 +611,9 @@ impl Config {
 
     /// The first class whose networks contain `peer`.
     pub fn class_for(&self, peer: IpAddr) -> Option<&Class> {
-        self.classes.iter().find(|c| c.from.iter().any(|n| n.contains(&peer)))
+        self.classes
+            .iter()
+            .find(|c| c.from.iter().any(|n| n.contains(&peer)))
     }
 
     /// The vhost bound to `local`.
@@ -579,11 +643,15 @@ fn parse_masquerade(value: &str, resolver: Resolver<'_>) -> Result<Masquerade, S
     }
     let valid_name = !value.is_empty()
         && value.len() <= 253
-        && value
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        && value.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
     if !valid_name {
-        return Err(format!("{value:?} is neither an IP address, a DNS name, nor \"none\""));
+        return Err(format!(
+            "{value:?} is neither an IP address, a DNS name, nor \"none\""
+        ));
     }
     let addrs = resolver(value).map_err(|e| format!("cannot resolve {value:?}: {e}"))?;
     // Prefer IPv4: 227 can only carry IPv4.
@@ -650,10 +718,19 @@ masquerade_address = "none"
         assert!(!c.foreign_allowed("203.0.113.9".parse().unwrap()));
         let lan: IpAddr = "192.168.1.2".parse().unwrap();
         let wan_peer: IpAddr = "203.0.113.10".parse().unwrap();
-        assert_eq!(c.masquerade_for(lan, "192.168.1.50".parse().unwrap()).0, &Masquerade::None);
-        assert_eq!(c.masquerade_for(lan, wan_peer).0, &Masquerade::None, "vhost applies");
         assert_eq!(
-            c.masquerade_for("10.0.0.1".parse().unwrap(), wan_peer).0.ip(),
+            c.masquerade_for(lan, "192.168.1.50".parse().unwrap()).0,
+            &Masquerade::None
+        );
+        assert_eq!(
+            c.masquerade_for(lan, wan_peer).0,
+            &Masquerade::None,
+            "vhost applies"
+        );
+        assert_eq!(
+            c.masquerade_for("10.0.0.1".parse().unwrap(), wan_peer)
+                .0
+                .ip(),
             Some("203.0.113.1".parse().unwrap())
         );
     }
@@ -672,23 +749,44 @@ masquerade_address = "none"
 
     #[test]
     fn errors_name_position_or_key() {
-        let e = parse("root = \"@ROOT@\"\npassive_port = [1, 2]").unwrap_err().to_string();
-        assert!(e.starts_with("test.toml:2:1: unknown field `passive_port`"), "{e}");
-        let e = parse("root = \"@ROOT@\"\npassive_ports = [70000, 2]").unwrap_err().to_string();
+        let e = parse("root = \"@ROOT@\"\npassive_port = [1, 2]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:2:1: unknown field `passive_port`"),
+            "{e}"
+        );
+        let e = parse("root = \"@ROOT@\"\npassive_ports = [70000, 2]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("test.toml:2:"), "{e}");
-        let e = parse("root = \"@ROOT@\"\npassive_ports = [60010, 60000]").unwrap_err().to_string();
+        let e = parse("root = \"@ROOT@\"\npassive_ports = [60010, 60000]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid `passive_ports`"), "{e}");
-        let e = parse("root = \"@ROOT@\"\nmasquerade_address = \"nowhere.invalid\"").unwrap_err().to_string();
+        let e = parse("root = \"@ROOT@\"\nmasquerade_address = \"nowhere.invalid\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot resolve \"nowhere.invalid\""), "{e}");
-        let e = parse("root = \"@ROOT@\"\nmasquerade_address = \"bad name!\"").unwrap_err().to_string();
+        let e = parse("root = \"@ROOT@\"\nmasquerade_address = \"bad name!\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("neither an IP address"), "{e}");
-        let e = parse("root = \"@ROOT@\"\n[limits]\ndeny = [\"FROB\"]").unwrap_err().to_string();
+        let e = parse("root = \"@ROOT@\"\n[limits]\ndeny = [\"FROB\"]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("limits.deny"), "{e}");
-        let e = parse("root = \"@ROOT@\"\n[[class]]\nname=\"x\"\nfrom=[\"300.1.1.1/8\"]").unwrap_err().to_string();
+        let e = parse("root = \"@ROOT@\"\n[[class]]\nname=\"x\"\nfrom=[\"300.1.1.1/8\"]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("class[0].from"), "{e}");
-        let e = parse("listen = [\"nope\"]\nroot = \"@ROOT@\"").unwrap_err().to_string();
+        let e = parse("listen = [\"nope\"]\nroot = \"@ROOT@\"")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid `listen`"), "{e}");
-        let e = parse("[[user]]\nname=\"a\"\npassword_hash=\"x\"\n").unwrap_err().to_string();
+        let e = parse("[[user]]\nname=\"a\"\npassword_hash=\"x\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`root`") || e.contains("password_hash"), "{e}");
         let e = parse("root = 5").unwrap_err().to_string();
         assert!(e.contains("test.toml:1:8"), "{e}");

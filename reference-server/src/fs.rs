@@ -49,7 +49,10 @@ impl Sandbox {
     /// leave the root (via symlinks) or is too long, or contains NUL.
     pub fn resolve(&self, virt: &str) -> io::Result<PathBuf> {
         if virt.len() > MAX_PATH || virt.contains('\0') {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "path too long or invalid"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path too long or invalid",
+            ));
         }
         let mut real = self.root.clone();
         for c in Path::new(virt).components() {
@@ -65,11 +68,19 @@ impl Sandbox {
                     if canon.starts_with(&self.root) {
                         return Ok(real);
                     }
-                    return Err(io::Error::new(io::ErrorKind::PermissionDenied, "outside the served tree"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "outside the served tree",
+                    ));
                 }
                 Err(_) => match probe.parent() {
                     Some(parent) => probe = parent,
-                    None => return Err(io::Error::new(io::ErrorKind::PermissionDenied, "outside the served tree")),
+                    None => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            "outside the served tree",
+                        ))
+                    }
                 },
             }
         }
@@ -82,7 +93,10 @@ mod tests {
 
     #[test]
     fn virtual_paths_cannot_climb() {
-        assert_eq!(Sandbox::virtual_path("/", "../../etc/passwd"), "/etc/passwd");
+        assert_eq!(
+            Sandbox::virtual_path("/", "../../etc/passwd"),
+            "/etc/passwd"
+        );
         assert_eq!(Sandbox::virtual_path("/a/b", ".."), "/a");
         assert_eq!(Sandbox::virtual_path("/a", "/x/./y/../z"), "/x/z");
         assert_eq!(Sandbox::virtual_path("/", ""), "/");
@@ -99,8 +113,14 @@ mod tests {
         let sb = Sandbox::new(root_path.clone());
         assert_eq!(sb.resolve("/ok.txt").unwrap(), root_path.join("ok.txt"));
         assert_eq!(sb.resolve("/new.txt").unwrap(), root_path.join("new.txt"));
-        assert_eq!(sb.resolve("/link/secret").unwrap_err().kind(), io::ErrorKind::PermissionDenied);
-        assert_eq!(sb.resolve("/link/new").unwrap_err().kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            sb.resolve("/link/secret").unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            sb.resolve("/link/new").unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
         assert!(sb.resolve(&"/a".repeat(3000)).is_err());
         assert!(sb.resolve("/a\0b").is_err());
     }

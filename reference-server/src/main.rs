@@ -33,7 +33,10 @@ fn main() -> ExitCode {
     if let Some(path) = &cli.check_config {
         return match Config::load(path) {
             Ok(c) => {
-                println!("{}", toml::to_string_pretty(&c).unwrap_or_else(|e| format!("{e}")));
+                println!(
+                    "{}",
+                    toml::to_string_pretty(&c).unwrap_or_else(|e| format!("{e}"))
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -53,10 +56,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cli.log_level));
     let ansi = std::io::stderr().is_terminal();
     let file = match &config.log_file {
-        Some(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        Some(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             Ok(f) => Some(std::sync::Arc::new(f)),
             Err(e) => {
                 eprintln!("error: cannot open log_file {}: {e}", p.display());
@@ -65,9 +73,14 @@ fn main() -> ExitCode {
         },
         None => None,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     match file {
-        Some(f) => builder.with_ansi(false).with_writer(std::io::stderr.and(f)).init(),
+        Some(f) => builder
+            .with_ansi(false)
+            .with_writer(std::io::stderr.and(f))
+            .init(),
         None => builder.with_ansi(ansi).with_writer(std::io::stderr).init(),
     }
     let rt = match tokio::runtime::Runtime::new() {

@@ -294,11 +294,14 @@ mod tests {
         let a = pool.try_reserve().unwrap();
         let pa = a.port();
         drop(a);
-        let order: Vec<u16> = (0..3).map(|_| pool.try_reserve().unwrap()).map(|l| {
-            let p = l.port();
-            std::mem::forget(l);
-            p
-        }).collect();
+        let order: Vec<u16> = (0..3)
+            .map(|_| pool.try_reserve().unwrap())
+            .map(|l| {
+                let p = l.port();
+                std::mem::forget(l);
+                p
+            })
+            .collect();
         assert_eq!(order[2], pa);
     }
 
@@ -313,7 +316,11 @@ mod tests {
                 s.spawn(move || {
                     for _ in 0..2000 {
                         if let Some(l) = pool.try_reserve() {
-                            assert!(held.lock().unwrap().insert(l.port()), "port {} twice", l.port());
+                            assert!(
+                                held.lock().unwrap().insert(l.port()),
+                                "port {} twice",
+                                l.port()
+                            );
                             held.lock().unwrap().remove(&l.port());
                         }
                     }
@@ -328,10 +335,16 @@ mod tests {
     #[tokio::test]
     async fn fallback_binds_kernel_port_outside_range() {
         let pool = PortPool::new(62000, 62000);
-        let a = pool.open(LO, ExhaustedPolicy::Fallback, Duration::ZERO).await.unwrap();
+        let a = pool
+            .open(LO, ExhaustedPolicy::Fallback, Duration::ZERO)
+            .await
+            .unwrap();
         assert_eq!(a.listener.local_addr().unwrap().port(), 62000);
         assert!(!a.fallback);
-        let b = pool.open(LO, ExhaustedPolicy::Fallback, Duration::ZERO).await.unwrap();
+        let b = pool
+            .open(LO, ExhaustedPolicy::Fallback, Duration::ZERO)
+            .await
+            .unwrap();
         assert!(b.fallback);
         assert!(b.lease.is_none());
         assert_ne!(b.listener.local_addr().unwrap().port(), 62000);
@@ -341,8 +354,14 @@ mod tests {
     #[tokio::test]
     async fn refuse_policy_errors_when_exhausted() {
         let pool = PortPool::new(62010, 62010);
-        let _a = pool.open(LO, ExhaustedPolicy::Refuse, Duration::ZERO).await.unwrap();
-        let e = pool.open(LO, ExhaustedPolicy::Refuse, Duration::ZERO).await.unwrap_err();
+        let _a = pool
+            .open(LO, ExhaustedPolicy::Refuse, Duration::ZERO)
+            .await
+            .unwrap();
+        let e = pool
+            .open(LO, ExhaustedPolicy::Refuse, Duration::ZERO)
+            .await
+            .unwrap_err();
         assert!(matches!(e, PassiveError::Exhausted(62010, 62010)));
         assert_eq!(pool.metrics().refused, 1);
     }
@@ -352,7 +371,11 @@ mod tests {
         let pool = PortPool::new(62020, 62020);
         let a = pool.try_reserve().unwrap();
         let p2 = Arc::clone(&pool);
-        let waiter = tokio::spawn(async move { p2.reserve_wait(Duration::from_secs(2)).await.map(|l| l.port()) });
+        let waiter = tokio::spawn(async move {
+            p2.reserve_wait(Duration::from_secs(2))
+                .await
+                .map(|l| l.port())
+        });
         tokio::time::sleep(Duration::from_millis(500)).await;
         drop(a);
         assert_eq!(waiter.await.unwrap(), Some(62020));
@@ -370,9 +393,16 @@ mod tests {
         let pool = PortPool::with_rng(62030, 62031, &mut rand::rngs::StdRng::seed_from_u64(1));
         let first = pool.free.lock().unwrap()[0];
         let _squatter = std::net::TcpListener::bind((LO, first)).unwrap();
-        let got = pool.open(LO, ExhaustedPolicy::Refuse, Duration::ZERO).await.unwrap();
+        let got = pool
+            .open(LO, ExhaustedPolicy::Refuse, Duration::ZERO)
+            .await
+            .unwrap();
         assert_ne!(got.listener.local_addr().unwrap().port(), first);
         assert_eq!(pool.metrics().in_use_skipped, 1);
-        assert_eq!(pool.available(), 1, "the squatted port went back to the queue");
+        assert_eq!(
+            pool.available(),
+            1,
+            "the squatted port went back to the queue"
+        );
     }
 }

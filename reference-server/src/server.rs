@@ -62,7 +62,8 @@ impl Server {
             .listen
             .iter()
             .map(|a| {
-                bind_listener(*a).map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
+                bind_listener(*a)
+                    .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
             })
             .collect()
     }
@@ -73,7 +74,9 @@ impl Server {
         let announce = |who: String, m: &Masquerade| {
             if let Masquerade::Addr { ip, name } = m {
                 match name {
-                    Some(n) => info!("{who} masquerading as {ip} (resolved from '{n}' at start-up)"),
+                    Some(n) => {
+                        info!("{who} masquerading as {ip} (resolved from '{n}' at start-up)")
+                    }
                     None => info!("{who} masquerading as {ip}"),
                 }
                 if is_non_public(*ip) {
@@ -104,7 +107,11 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then drains.
-    pub async fn run(self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+    pub async fn run(
+        self,
+        listeners: Vec<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
         self.announce(&listeners);
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -182,7 +189,10 @@ impl Server {
                 }
             }
         }
-        info!(sessions = sessions.len(), "shutting down: no new connections; draining sessions");
+        info!(
+            sessions = sessions.len(),
+            "shutting down: no new connections; draining sessions"
+        );
         accepts.abort_all();
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(DRAIN_BOUND, async {
@@ -190,11 +200,20 @@ impl Server {
         })
         .await;
         if drained.is_err() {
-            warn!(left = sessions.len(), "drain bound reached; closing remaining sessions");
+            warn!(
+                left = sessions.len(),
+                "drain bound reached; closing remaining sessions"
+            );
             sessions.abort_all();
         }
         let m = self.metrics();
-        info!(reserved = m.reserved, fallback = m.fallback, refused = m.refused, waited = m.waited, "passive port metrics");
+        info!(
+            reserved = m.reserved,
+            fallback = m.fallback,
+            refused = m.refused,
+            waited = m.waited,
+            "passive port metrics"
+        );
         info!("server stopped");
         Ok(())
     }

@@ -59,18 +59,30 @@ enum DataPlan {
     None,
     Passive {
         rx: oneshot::Receiver<io::Result<TcpStream>>,
-        _task: AbortOnDrop,
+        task: AbortOnDrop,
     },
     Active(SocketAddr),
 }
 
 /// Aborts the passive accept task when the plan is dropped or superseded,
 /// which drops the listener and returns its port.
-struct AbortOnDrop(JoinHandle<()>);
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    /// Aborts and waits until the task (and so its listener) is gone.
+    async fn finish(mut self) {
+        if let Some(t) = self.0.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
     }
 }
 
@@ -118,8 +130,14 @@ type Handled = io::Result<Flow>;
 
 /// Serves one control connection to completion.
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let peer = stream.peer_addr().map(canon).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
-    let local = stream.local_addr().map(canon).unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+    let peer = stream
+        .peer_addr()
+        .map(canon)
+        .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
+    let local = stream
+        .local_addr()
+        .map(canon)
+        .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let cfg = Arc::clone(&shared.config);
@@ -196,7 +214,8 @@ impl Session {
                 Err(_) => {
                     let which = if self.user.is_none() { "Login" } else { "Idle" };
                     info!("{which} timeout, closing control connection");
-                    self.reply(421, format!("{which} timeout, closing control connection")).await?;
+                    self.reply(421, format!("{which} timeout, closing control connection"))
+                        .await?;
                     return Ok(());
                 }
                 Ok(line) => line?,
@@ -224,7 +243,9 @@ impl Session {
             };
             match cmd {
                 Command::Pass(_) => debug!("PASS (hidden)"),
-                ref c => debug!(command = %text.chars().take(200).collect::<String>(), verb = c.verb(), "command"),
+                ref c => {
+                    debug!(command = %text.chars().take(200).collect::<String>(), verb = c.verb(), "command")
+                }
             }
             if let Flow::Close = self.dispatch(cmd).await? {
                 return Ok(());
@@ -244,7 +265,10 @@ impl Session {
 
     async fn dispatch(&mut self, cmd: Command) -> Handled {
         use Command::*;
-        let pre_login = matches!(cmd, User(_) | Pass(_) | Quit | Syst | Feat | Opts(_) | Help | Noop);
+        let pre_login = matches!(
+            cmd,
+            User(_) | Pass(_) | Quit | Syst | Feat | Opts(_) | Help | Noop
+        );
         if self.user.is_none() && !pre_login {
             self.reply(530, "Please login with USER and PASS").await?;
             return Ok(Flow::Continue);
@@ -252,7 +276,8 @@ impl Session {
         let verb = cmd.verb();
         if self.cfg.deny.iter().any(|d| d == verb) {
             info!(verb, "command denied by [limits] deny");
-            self.reply(501, format!("{verb}: Operation not permitted")).await?;
+            self.reply(501, format!("{verb}: Operation not permitted"))
+                .await?;
             return Ok(Flow::Continue);
         }
         if !matches!(cmd, Rnto(_)) && !matches!(cmd, Rnfr(_)) {
@@ -267,8 +292,23 @@ impl Session {
             }
             Syst => self.ok(215, "UNIX Type: L8").await,
             Feat => {
-                let feats = ["Features:", " EPRT", " EPSV", " MDTM", " MLSD type*;size*;modify*;", " REST STREAM", " SIZE", " TVFS", " UTF8", "End"];
-                self.send(Reply::multi(211, feats.iter().map(|s| s.to_string()).collect())).await?;
+                let feats = [
+                    "Features:",
+                    " EPRT",
+                    " EPSV",
+                    " MDTM",
+                    " MLSD type*;size*;modify*;",
+                    " REST STREAM",
+                    " SIZE",
+                    " TVFS",
+                    " UTF8",
+                    "End",
+                ];
+                self.send(Reply::multi(
+                    211,
+                    feats.iter().map(|s| s.to_string()).collect(),
+                ))
+                .await?;
                 Ok(Flow::Continue)
             }
             Opts(arg) => {
@@ -280,7 +320,8 @@ impl Session {
             }
             Pwd => {
                 let q = self.cwd.replace('"', "\"\"");
-                self.ok(257, format!("\"{q}\" is the current directory")).await
+                self.ok(257, format!("\"{q}\" is the current directory"))
+                    .await
             }
             Cwd(p) => self.cmd_cwd(&p).await,
             Cdup => self.cmd_cwd("..").await,
@@ -313,42 +354,75 @@ impl Session {
             Rest(n) => match n.trim().parse::<u64>() {
                 Ok(off) => {
                     self.rest = off;
-                    self.ok(350, format!("Restarting at {off}. Send STORE or RETRIEVE to initiate transfer")).await
+                    self.ok(
+                        350,
+                        format!("Restarting at {off}. Send STORE or RETRIEVE to initiate transfer"),
+                    )
+                    .await
                 }
                 Err(_) => self.ok(501, format!("REST: invalid offset {n:?}")).await,
             },
-            Dele(p) => self.simple_fs(&p, 250, "DELE command successful", |path| std::fs::remove_file(path)).await,
-            Rmd(p) => self.simple_fs(&p, 250, "RMD command successful", |path| std::fs::remove_dir(path)).await,
+            Dele(p) => {
+                self.simple_fs(&p, 250, "DELE command successful", |path| {
+                    std::fs::remove_file(path)
+                })
+                .await
+            }
+            Rmd(p) => {
+                self.simple_fs(&p, 250, "RMD command successful", |path| {
+                    std::fs::remove_dir(path)
+                })
+                .await
+            }
             Mkd(p) => {
                 let virt = Sandbox::virtual_path(&self.cwd, &p);
                 let q = virt.replace('"', "\"\"");
-                self.simple_fs(&p, 257, &format!("\"{q}\" - Directory successfully created"), |path| std::fs::create_dir(path)).await
+                self.simple_fs(
+                    &p,
+                    257,
+                    &format!("\"{q}\" - Directory successfully created"),
+                    |path| std::fs::create_dir(path),
+                )
+                .await
             }
             Rnfr(p) => match self.resolve_existing(&p) {
                 Ok(path) => {
                     self.rnfr = Some(path);
-                    self.ok(350, "File or directory exists, ready for destination name").await
+                    self.ok(350, "File or directory exists, ready for destination name")
+                        .await
                 }
                 Err(e) => self.fs_error(&p, e).await,
             },
             Rnto(p) => match self.rnfr.take() {
                 None => self.ok(503, "Bad sequence of commands: RNFR first").await,
-                Some(from) => self.simple_fs(&p, 250, "Rename successful", move |to| std::fs::rename(&from, to)).await,
+                Some(from) => {
+                    self.simple_fs(&p, 250, "Rename successful", move |to| {
+                        std::fs::rename(&from, to)
+                    })
+                    .await
+                }
             },
-            Size(p) => match self.resolve_existing(&p).and_then(|path| std::fs::metadata(path)) {
+            Size(p) => match self
+                .resolve_existing(&p)
+                .and_then(std::fs::metadata)
+            {
                 Ok(m) if m.is_file() => self.ok(213, m.len().to_string()).await,
                 Ok(_) => self.ok(550, format!("{p}: not a regular file")).await,
                 Err(e) => self.fs_error(&p, e).await,
             },
-            Mdtm(p) => match self.resolve_existing(&p).and_then(|path| std::fs::metadata(path)) {
+            Mdtm(p) => match self
+                .resolve_existing(&p)
+                .and_then(std::fs::metadata)
+            {
                 Ok(m) => {
-                    let t: chrono::DateTime<chrono::Utc> = m.modified().unwrap_or(std::time::UNIX_EPOCH).into();
+                    let t: chrono::DateTime<chrono::Utc> =
+                        m.modified().unwrap_or(std::time::UNIX_EPOCH).into();
                     self.ok(213, t.format("%Y%m%d%H%M%S").to_string()).await
                 }
                 Err(e) => self.fs_error(&p, e).await,
             },
             Abor => {
-                self.data = DataPlan::None;
+                self.clear_data().await;
                 self.ok(226, "ABOR command successful").await
             }
             Noop => self.ok(200, "NOOP command successful").await,
@@ -379,13 +453,18 @@ impl Session {
         vec![
             format!("Status of ftpnat server [{}]", self.banner_addr()),
             format!(" Connected from {}", self.peer.ip()),
-            format!(" Logged in as {}", self.user.as_deref().unwrap_or("(nobody)")),
+            format!(
+                " Logged in as {}",
+                self.user.as_deref().unwrap_or("(nobody)")
+            ),
             format!(" TYPE: {}", if self.binary { "BINARY" } else { "ASCII" }),
             format!(
                 " Passive ports: {}",
                 self.cfg
                     .passive_ports
-                    .map_or("kernel-assigned".to_string(), |(lo, hi)| format!("{lo}-{hi}"))
+                    .map_or("kernel-assigned".to_string(), |(lo, hi)| format!(
+                        "{lo}-{hi}"
+                    ))
             ),
             "End of status".into(),
         ]
@@ -400,10 +479,21 @@ impl Session {
         let anon = is_anonymous(&name);
         self.pending_user = Some(name.clone());
         if anon && self.cfg.anonymous {
-            self.ok(331, "Anonymous login ok, send your complete email address as your password").await
+            self.ok(
+                331,
+                "Anonymous login ok, send your complete email address as your password",
+            )
+            .await
         } else {
             // Same answer for unknown users and real ones.
-            self.ok(331, format!("Password required for {}", name.chars().take(64).collect::<String>())).await
+            self.ok(
+                331,
+                format!(
+                    "Password required for {}",
+                    name.chars().take(64).collect::<String>()
+                ),
+            )
+            .await
         }
     }
 
@@ -415,7 +505,9 @@ impl Session {
             self.cfg.anonymous
         } else if let Some(u) = self.cfg.users.iter().find(|u| u.name == name) {
             let hash = u.password_hash.clone();
-            tokio::task::spawn_blocking(move || verify_password(&hash, &pw)).await.unwrap_or(false)
+            tokio::task::spawn_blocking(move || verify_password(&hash, &pw))
+                .await
+                .unwrap_or(false)
         } else {
             false
         };
@@ -429,7 +521,8 @@ impl Session {
         tokio::time::sleep(self.cfg.login_failure_delay).await;
         if self.failures >= self.cfg.max_login_failures {
             self.reply(530, "Login incorrect.").await?;
-            self.reply(421, "Too many failed logins, closing control connection").await?;
+            self.reply(421, "Too many failed logins, closing control connection")
+                .await?;
             return Ok(Flow::Close);
         }
         self.ok(530, "Login incorrect.").await
@@ -446,7 +539,11 @@ impl Session {
 
     async fn cmd_cwd(&mut self, arg: &str) -> Handled {
         let virt = Sandbox::virtual_path(&self.cwd, arg);
-        match self.sandbox.resolve(&virt).and_then(|p| std::fs::metadata(p)) {
+        match self
+            .sandbox
+            .resolve(&virt)
+            .and_then(std::fs::metadata)
+        {
             Ok(m) if m.is_dir() => {
                 self.cwd = virt;
                 self.ok(250, "CWD command successful").await
@@ -475,7 +572,9 @@ impl Session {
     ) -> Handled {
         let virt = Sandbox::virtual_path(&self.cwd, arg);
         if virt == "/" {
-            return self.fs_error(arg, io::Error::from(io::ErrorKind::PermissionDenied)).await;
+            return self
+                .fs_error(arg, io::Error::from(io::ErrorKind::PermissionDenied))
+                .await;
         }
         match self.sandbox.resolve(&virt).and_then(|p| op(&p)) {
             Ok(()) => self.ok(code, text.to_string()).await,
@@ -487,10 +586,14 @@ impl Session {
 
     async fn cmd_pasv(&mut self) -> Handled {
         if self.epsv_all {
-            return self.ok(500, "Illegal PASV command, EPSV ALL in effect").await;
+            return self
+                .ok(500, "Illegal PASV command, EPSV ALL in effect")
+                .await;
         }
         let IpAddr::V4(local_v4) = self.local.ip() else {
-            return self.ok(500, "Illegal PASV command on an IPv6 connection, use EPSV").await;
+            return self
+                .ok(500, "Illegal PASV command on an IPv6 connection, use EPSV")
+                .await;
         };
         let port = match self.open_passive().await? {
             Some(p) => p,
@@ -515,9 +618,18 @@ impl Session {
             }
             Some(a) if a == family => {}
             Some("1") | Some("2") => {
-                return self.ok(522, format!("Network protocol not supported, use ({family})")).await;
+                return self
+                    .ok(
+                        522,
+                        format!("Network protocol not supported, use ({family})"),
+                    )
+                    .await;
             }
-            Some(other) => return self.ok(501, format!("EPSV: invalid argument {other:?}")).await,
+            Some(other) => {
+                return self
+                    .ok(501, format!("EPSV: invalid argument {other:?}"))
+                    .await
+            }
         }
         let Some(port) = self.open_passive().await? else {
             return Ok(Flow::Continue);
@@ -528,15 +640,20 @@ impl Session {
 
     /// Opens the session's passive listener; `Ok(None)` when a 425 was sent.
     async fn open_passive(&mut self) -> io::Result<Option<u16>> {
-        self.data = DataPlan::None; // supersede: releases any pending port first
+        self.clear_data().await; // supersede: releases any pending port first
         let ip = self.local.ip();
         let opened = match &self.shared.pool {
             Some(pool) => {
                 let pool = Arc::clone(pool);
-                pool.open(ip, self.cfg.passive_exhausted, self.cfg.passive_wait).await
+                pool.open(ip, self.cfg.passive_exhausted, self.cfg.passive_wait)
+                    .await
             }
             None => bind_listener(SocketAddr::new(ip, 0))
-                .map(|listener| PassiveListener { listener, lease: None, fallback: false })
+                .map(|listener| PassiveListener {
+                    listener,
+                    lease: None,
+                    fallback: false,
+                })
                 .map_err(Into::into),
         };
         let pl = match opened {
@@ -545,7 +662,11 @@ impl Session {
                 let (lo, hi) = self.cfg.passive_ports.unwrap_or((0, 0));
                 let policy = self.cfg.passive_exhausted;
                 warn!(policy = ?policy, "unable to find open port in PassivePorts range {lo}-{hi}: {e}");
-                self.reply(425, "Unable to open passive connection: no free port in the passive range").await?;
+                self.reply(
+                    425,
+                    "Unable to open passive connection: no free port in the passive range",
+                )
+                .await?;
                 return Ok(None);
             }
         };
@@ -568,13 +689,18 @@ impl Session {
             },
             span,
         ));
-        self.data = DataPlan::Passive { rx, _task: AbortOnDrop(task) };
+        self.data = DataPlan::Passive {
+            rx,
+            task: AbortOnDrop(Some(task)),
+        };
         Ok(Some(port))
     }
 
     async fn cmd_port(&mut self, arg: String) -> Handled {
         if self.epsv_all {
-            return self.ok(500, "Illegal PORT command, EPSV ALL in effect").await;
+            return self
+                .ok(500, "Illegal PORT command, EPSV ALL in effect")
+                .await;
         }
         let target = match addr::parse_host_port(&arg) {
             Ok(a) => SocketAddr::V4(a),
@@ -588,12 +714,16 @@ impl Session {
 
     async fn cmd_eprt(&mut self, arg: String) -> Handled {
         if self.epsv_all {
-            return self.ok(500, "Illegal EPRT command, EPSV ALL in effect").await;
+            return self
+                .ok(500, "Illegal EPRT command, EPSV ALL in effect")
+                .await;
         }
         let target = match addr::parse_eprt(&arg) {
             Ok(a) => a,
             Err(addr::AddrError::Protocol(_)) => {
-                return self.ok(522, "Network protocol not supported, use (1,2)").await;
+                return self
+                    .ok(522, "Network protocol not supported, use (1,2)")
+                    .await;
             }
             Err(e) => {
                 warn!("Refused EPRT {arg} ({e})");
@@ -603,8 +733,16 @@ impl Session {
         self.set_active("EPRT", &arg, target).await
     }
 
+    /// Drops the current plan; a pending passive listener is closed and its
+    /// port returned before this returns.
+    async fn clear_data(&mut self) {
+        if let DataPlan::Passive { task, .. } = std::mem::replace(&mut self.data, DataPlan::None) {
+            task.finish().await;
+        }
+    }
+
     async fn set_active(&mut self, verb: &str, arg: &str, mut target: SocketAddr) -> Handled {
-        self.data = DataPlan::None;
+        self.clear_data().await;
         let peer = self.peer.ip();
         let ip = canonical_ip(target.ip());
         target.set_ip(ip);
@@ -622,7 +760,10 @@ impl Session {
             }
         }
         if target.port() < 1024 {
-            warn!("Refused {verb} {arg} (port {} below 1024, possible bounce attack)", target.port());
+            warn!(
+                "Refused {verb} {arg} (port {} below 1024, possible bounce attack)",
+                target.port()
+            );
             return self.ok(500, format!("Illegal {verb} command")).await;
         }
         info!(target = %target, "{verb} accepted");
@@ -633,18 +774,30 @@ impl Session {
     /// Turns the current plan into a connected data stream.
     async fn open_data(&mut self) -> io::Result<TcpStream> {
         match std::mem::replace(&mut self.data, DataPlan::None) {
-            DataPlan::None => Err(io::Error::new(io::ErrorKind::NotConnected, "use PORT or PASV first")),
+            DataPlan::None => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "use PORT or PASV first",
+            )),
             DataPlan::Passive { mut rx, .. } => (&mut rx)
                 .await
                 .unwrap_or_else(|_| Err(io::Error::other("passive listener closed"))),
             DataPlan::Active(target) => {
-                let socket = if target.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                let socket = if target.is_ipv4() {
+                    TcpSocket::new_v4()?
+                } else {
+                    TcpSocket::new_v6()?
+                };
                 if self.local.ip().is_ipv4() == target.is_ipv4() {
                     socket.bind(SocketAddr::new(self.local.ip(), 0))?;
                 }
-                match tokio::time::timeout(self.cfg.timeout_data_connect, socket.connect(target)).await {
+                match tokio::time::timeout(self.cfg.timeout_data_connect, socket.connect(target))
+                    .await
+                {
                     Ok(r) => r,
-                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out")),
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "connection timed out",
+                    )),
                 }
             }
         }
@@ -660,15 +813,29 @@ impl Session {
         Fut: std::future::Future<Output = io::Result<u64>> + Send + 'static,
     {
         if matches!(self.data, DataPlan::None) {
-            return self.ok(425, "Unable to build data connection: use PORT or PASV first").await;
+            return self
+                .ok(
+                    425,
+                    "Unable to build data connection: use PORT or PASV first",
+                )
+                .await;
         }
         let mode = if self.binary { "BINARY" } else { "ASCII" };
-        self.reply(150, format!("Opening {mode} mode data connection for {what}")).await?;
+        self.reply(
+            150,
+            format!("Opening {mode} mode data connection for {what}"),
+        )
+        .await?;
         let stream = match self.open_data().await {
             Ok(s) => s,
             Err(e) => {
                 warn!(error = %e, "data connection failed");
-                return self.ok(425, format!("Unable to build data connection: {}", io_reason(&e))).await;
+                return self
+                    .ok(
+                        425,
+                        format!("Unable to build data connection: {}", io_reason(&e)),
+                    )
+                    .await;
             }
         };
         debug!(data_peer = ?stream.peer_addr().ok(), data_local = ?stream.local_addr().ok(), "data connection open");
@@ -711,7 +878,8 @@ impl Session {
             }
             Err(e) => {
                 warn!(what, error = %e, "transfer failed");
-                self.ok(426, format!("Transfer aborted: {}", io_reason(&e))).await
+                self.ok(426, format!("Transfer aborted: {}", io_reason(&e)))
+                    .await
             }
         }
     }
@@ -728,7 +896,10 @@ impl Session {
             Err(e) => return self.fs_error(&arg, e).await,
         };
         let ascii = !self.binary;
-        self.transfer(&arg.clone(), move |stream| send_file(stream, file, offset, ascii)).await
+        self.transfer(&arg.clone(), move |stream| {
+            send_file(stream, file, offset, ascii)
+        })
+        .await
     }
 
     async fn cmd_store(&mut self, arg: String, append: bool) -> Handled {
@@ -740,24 +911,34 @@ impl Session {
             Err(e) => return self.fs_error(&arg, e).await,
         };
         if path.parent().is_none_or(|p| !p.is_dir()) {
-            return self.fs_error(&arg, io::Error::from(io::ErrorKind::NotFound)).await;
+            return self
+                .fs_error(&arg, io::Error::from(io::ErrorKind::NotFound))
+                .await;
         }
-        let keep = if append {
-            u64::MAX
-        } else {
-            offset
-        };
+        let keep = if append { u64::MAX } else { offset };
         let ascii = !self.binary;
-        self.transfer(&arg.clone(), move |stream| recv_file(stream, path, keep, ascii)).await
+        self.transfer(&arg.clone(), move |stream| {
+            recv_file(stream, path, keep, ascii)
+        })
+        .await
     }
 
     async fn cmd_list(&mut self, arg: Option<String>, kind: ListKind) -> Handled {
         // Ignore ls-style options ("-la") that many clients send.
         let arg = arg
-            .map(|a| a.split_whitespace().filter(|w| !w.starts_with('-')).collect::<Vec<_>>().join(" "))
+            .map(|a| {
+                a.split_whitespace()
+                    .filter(|w| !w.starts_with('-'))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
             .unwrap_or_default();
         let virt = Sandbox::virtual_path(&self.cwd, &arg);
-        let listing = match self.sandbox.resolve(&virt).and_then(|p| render_listing(&p, kind)) {
+        let listing = match self
+            .sandbox
+            .resolve(&virt)
+            .and_then(|p| render_listing(&p, kind))
+        {
             Ok(l) => l,
             Err(e) => return self.fs_error(&arg, e).await,
         };
@@ -772,7 +953,11 @@ impl Session {
 
     async fn cmd_stat_path(&mut self, arg: String) -> Handled {
         let virt = Sandbox::virtual_path(&self.cwd, &arg);
-        match self.sandbox.resolve(&virt).and_then(|p| render_listing(&p, ListKind::Long)) {
+        match self
+            .sandbox
+            .resolve(&virt)
+            .and_then(|p| render_listing(&p, ListKind::Long))
+        {
             Ok(l) => {
                 let mut lines = vec![format!("Status of {arg}:")];
                 lines.extend(l.lines().map(|s| s.to_string()));
@@ -808,12 +993,23 @@ fn io_reason(e: &io::Error) -> String {
 /// Accepts the data connection for a passive plan. Connections from other
 /// addresses than the control peer are closed and logged; the listener (and
 /// its port lease) is dropped on return.
-async fn accept_data(pl: PassiveListener, peer: IpAddr, cfg: &Config, deadline: Instant) -> io::Result<TcpStream> {
+async fn accept_data(
+    pl: PassiveListener,
+    peer: IpAddr,
+    cfg: &Config,
+    deadline: Instant,
+) -> io::Result<TcpStream> {
     loop {
         match tokio::time::timeout_at(deadline, pl.listener.accept()).await {
             Err(_) => {
-                info!(port = pl.listener.local_addr().map(|a| a.port()).unwrap_or(0), "passive data connection not made within data_connect; port released");
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no data connection within the data_connect timeout"));
+                info!(
+                    port = pl.listener.local_addr().map(|a| a.port()).unwrap_or(0),
+                    "passive data connection not made within data_connect; port released"
+                );
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no data connection within the data_connect timeout",
+                ));
             }
             Ok(Err(e)) => return Err(e),
             Ok(Ok((stream, from))) => {
@@ -830,7 +1026,12 @@ async fn accept_data(pl: PassiveListener, peer: IpAddr, cfg: &Config, deadline: 
 
 const CHUNK: usize = 256 * 1024;
 
-async fn send_file(mut stream: TcpStream, mut file: File, offset: u64, ascii: bool) -> io::Result<u64> {
+async fn send_file(
+    mut stream: TcpStream,
+    mut file: File,
+    offset: u64,
+    ascii: bool,
+) -> io::Result<u64> {
     if offset > 0 {
         file.seek(io::SeekFrom::Start(offset)).await?;
     }
@@ -869,10 +1070,21 @@ async fn send_file(mut stream: TcpStream, mut file: File, offset: u64, ascii: bo
 /// Receives into a temporary file next to `path` and renames it into place
 /// only on success. `keep` bytes of the existing file are kept first (REST
 /// offset for STOR, `u64::MAX` for APPE).
-async fn recv_file(mut stream: TcpStream, path: PathBuf, keep: u64, ascii: bool) -> io::Result<u64> {
+async fn recv_file(
+    mut stream: TcpStream,
+    path: PathBuf,
+    keep: u64,
+    ascii: bool,
+) -> io::Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.ftpnat-upload-{:016x}", rand::random::<u64>()));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.ftpnat-upload-{:016x}",
+        rand::random::<u64>()
+    ));
     let result = async {
         let mut out = File::create(&tmp).await?;
         if keep > 0 {
@@ -920,16 +1132,27 @@ fn render_listing(path: &Path, kind: ListKind) -> io::Result<String> {
     let mut entries: Vec<(String, std::fs::Metadata)> = if meta.is_dir() {
         std::fs::read_dir(path)?
             .filter_map(Result::ok)
-            .filter_map(|e| Some((e.file_name().to_string_lossy().into_owned(), e.metadata().ok()?)))
+            .filter_map(|e| {
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().ok()?,
+                ))
+            })
             .filter(|(n, _)| !n.contains(".ftpnat-upload-"))
             .collect()
     } else {
-        vec![(path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), meta)]
+        vec![(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            meta,
+        )]
     };
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::new();
     for (name, m) in entries {
-        let mtime: chrono::DateTime<chrono::Utc> = m.modified().unwrap_or(std::time::UNIX_EPOCH).into();
+        let mtime: chrono::DateTime<chrono::Utc> =
+            m.modified().unwrap_or(std::time::UNIX_EPOCH).into();
         match kind {
             ListKind::Names => out.push_str(&format!("{name}\r\n")),
             ListKind::Long => {
@@ -942,7 +1165,11 @@ fn render_listing(path: &Path, kind: ListKind) -> io::Result<String> {
             }
             ListKind::Machine => {
                 let ty = if m.is_dir() { "dir" } else { "file" };
-                out.push_str(&format!("type={ty};size={};modify={}; {name}\r\n", m.len(), mtime.format("%Y%m%d%H%M%S")));
+                out.push_str(&format!(
+                    "type={ty};size={};modify={}; {name}\r\n",
+                    m.len(),
+                    mtime.format("%Y%m%d%H%M%S")
+                ));
             }
         }
     }

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A reply to send on the control connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Reply {
     /// Three-digit reply code.
     pub code: u16,
@@ -113,7 +113,12 @@ mod tests {
     fn multi_line_round_trip() {
         let r = Reply::multi(
             211,
-            vec!["Features:".into(), " EPSV".into(), "123 odd".into(), "End".into()],
+            vec![
+                "Features:".into(),
+                " EPSV".into(),
+                "123 odd".into(),
+                "End".into(),
+            ],
         );
         let wire = r.to_wire();
         assert_eq!(wire, "211-Features:\r\n EPSV\r\n 123 odd\r\n211 End\r\n");

@@ -1,0 +1,515 @@
+//! The built-in scripted FTP client.
+//!
+//! It records a [`Transcript`]: every line sent and received with a timestamp,
+//! and every data connection with its endpoints and outcome. It takes its
+//! sockets from a [`SocketFactory`], so the same client runs on loopback or
+//! inside a namespace host. Unlike curl and lftp it never "fixes" a 227
+//! address: the data connection goes where the reply says, so a wrong reply
+//! shows up as a failed data connection (see FIELD-NOTES: clients hide
+//! server misconfiguration).
+
+use std::{
+    io,
+    net::{IpAddr, SocketAddr, SocketAddrV4},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use ftpnat_server::protocol::{addr, Line, LineReader, Reply, ReplyParser};
+use serde::Serialize;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+        TcpListener, TcpSocket, TcpStream,
+    },
+};
+
+/// Creates sockets in the right network namespace.
+pub trait SocketFactory: Send + Sync + std::fmt::Debug {
+    /// A new, unbound TCP socket of the family of `like`.
+    fn tcp_socket(&self, like: SocketAddr) -> io::Result<TcpSocket>;
+}
+
+/// Sockets in the caller's own namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostSockets;
+
+impl SocketFactory for HostSockets {
+    fn tcp_socket(&self, like: SocketAddr) -> io::Result<TcpSocket> {
+        if like.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+    }
+}
+
+/// One transcript line.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    /// Milliseconds since the transcript began.
+    pub t_ms: u64,
+    /// `>` sent, `<` received, `=` data connection, `#` note.
+    pub dir: char,
+    /// The text.
+    pub text: String,
+}
+
+/// What one client saw, shareable between tasks.
+#[derive(Debug, Clone)]
+pub struct Transcript {
+    start: Instant,
+    entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+impl Default for Transcript {
+    fn default() -> Self {
+        Transcript {
+            start: Instant::now(),
+            entries: Arc::default(),
+        }
+    }
+}
+
+impl Transcript {
+    /// Appends an entry.
+    pub fn push(&self, dir: char, text: impl Into<String>) {
+        let t_ms = self.start.elapsed().as_millis() as u64;
+        self.entries.lock().unwrap().push(Entry {
+            t_ms,
+            dir,
+            text: text.into(),
+        });
+    }
+
+    /// A copy of the entries.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    /// Rendered as text; `with_times` adds the millisecond stamps.
+    pub fn render(&self, with_times: bool) -> String {
+        self.entries()
+            .iter()
+            .map(|e| {
+                if with_times {
+                    format!("{:>6} {} {}\n", e.t_ms, e.dir, e.text)
+                } else {
+                    format!("{} {}\n", e.dir, e.text)
+                }
+            })
+            .collect()
+    }
+}
+
+/// How a data connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataOutcome {
+    /// Data flowed and the connection closed normally.
+    Ok,
+    /// The peer answered with a RST.
+    Refused,
+    /// Nothing answered within the bound.
+    TimedOut,
+    /// No route / host unreachable.
+    Unreachable,
+    /// Reset during the transfer.
+    Reset,
+    /// Another error.
+    Error,
+}
+
+impl DataOutcome {
+    /// Classifies an I/O error.
+    pub fn of(e: &io::Error) -> DataOutcome {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => DataOutcome::Refused,
+            io::ErrorKind::TimedOut => DataOutcome::TimedOut,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => DataOutcome::Reset,
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                DataOutcome::Unreachable
+            }
+            _ => match e.raw_os_error() {
+                Some(libc::EHOSTUNREACH) | Some(libc::ENETUNREACH) => DataOutcome::Unreachable,
+                _ => DataOutcome::Error,
+            },
+        }
+    }
+}
+
+/// The result of a passive or active transfer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transfer {
+    /// Where the data connection went (passive) or came from (active).
+    pub data_peer: Option<SocketAddr>,
+    /// How the data connection ended.
+    pub outcome: DataOutcome,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// SHA-256 of the data received (hex), for downloads.
+    pub sha256: Option<String>,
+    /// The final reply (226, 425, 426, …), if any came.
+    pub final_reply: Option<Reply>,
+    /// Milliseconds from the data command to the final reply.
+    pub elapsed_ms: u64,
+    /// The received data (downloads only, kept only when small).
+    #[serde(skip)]
+    pub data: Vec<u8>,
+}
+
+/// Errors of the client itself (not FTP-level failures, which are replies).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Socket error on the control connection.
+    #[error("control connection: {0}")]
+    Io(#[from] io::Error),
+    /// No reply within the bound.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The server closed the control connection.
+    #[error("server closed the control connection")]
+    Closed,
+}
+
+/// Which way data connections are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataMode {
+    /// PASV; connect to the address in the 227.
+    Pasv,
+    /// EPSV; connect to the control peer's address and the 229 port.
+    Epsv,
+    /// PORT with our own address.
+    Port,
+    /// EPRT with our own address.
+    Eprt,
+}
+
+/// A connected control session.
+#[derive(Debug)]
+pub struct FtpClient {
+    reader: LineReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    parser: ReplyParser,
+    /// What was seen.
+    pub transcript: Transcript,
+    sockets: Arc<dyn SocketFactory>,
+    /// Local address of the control connection.
+    pub local: SocketAddr,
+    /// Server address of the control connection.
+    pub peer: SocketAddr,
+    /// Bound for each reply and each data connection.
+    pub timeout: Duration,
+    /// The last passive address announced (227/229).
+    pub last_passive: Option<SocketAddr>,
+}
+
+impl FtpClient {
+    /// Connects and reads the banner.
+    pub async fn connect(
+        sockets: Arc<dyn SocketFactory>,
+        server: SocketAddr,
+        timeout: Duration,
+        transcript: Transcript,
+    ) -> Result<(FtpClient, Reply), ClientError> {
+        transcript.push('#', format!("connect {server}"));
+        let socket = sockets.tcp_socket(server)?;
+        let stream = match tokio::time::timeout(timeout, socket.connect(server)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                transcript.push('#', format!("connect failed: {e}"));
+                return Err(e.into());
+            }
+            Err(_) => {
+                transcript.push('#', "connect timed out");
+                return Err(ClientError::Timeout(timeout));
+            }
+        };
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
+        let (r, w) = stream.into_split();
+        let mut c = FtpClient {
+            reader: LineReader::new(r, 64 * 1024),
+            writer: w,
+            parser: ReplyParser::default(),
+            transcript,
+            sockets,
+            local,
+            peer: server,
+            timeout,
+            last_passive: None,
+        };
+        let banner = c.read_reply().await?;
+        Ok((c, banner))
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub async fn read_reply(&mut self) -> Result<Reply, ClientError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.reader.next_line())
+                .await
+                .map_err(|_| {
+                    self.transcript
+                        .push('#', format!("no reply within {:?}", self.timeout));
+                    ClientError::Timeout(self.timeout)
+                })??;
+            match line {
+                Line::Eof => {
+                    self.transcript
+                        .push('#', "control connection closed by server");
+                    return Err(ClientError::Closed);
+                }
+                Line::TooLong => continue,
+                Line::Text(t) => {
+                    self.transcript.push('<', t.clone());
+                    if let Some(r) = self.parser.push_line(&t) {
+                        return Ok(r);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a raw line (no CR LF) without waiting.
+    pub async fn send_line(&mut self, line: &str) -> Result<(), ClientError> {
+        let shown = if line.to_ascii_uppercase().starts_with("PASS ") {
+            "PASS ****".to_string()
+        } else {
+            line.to_string()
+        };
+        self.transcript.push('>', shown);
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await?;
+        Ok(())
+    }
+
+    /// Sends a command and reads its reply.
+    pub async fn cmd(&mut self, line: &str) -> Result<Reply, ClientError> {
+        self.send_line(line).await?;
+        let r = self.read_reply().await?;
+        self.note_passive(&r);
+        Ok(r)
+    }
+
+    fn note_passive(&mut self, r: &Reply) {
+        let text = r.lines.join(" ");
+        match r.code {
+            227 => self.last_passive = addr::parse_pasv_reply(&text).ok().map(SocketAddr::V4),
+            229 => {
+                self.last_passive = addr::parse_epsv_reply(&text)
+                    .ok()
+                    .map(|p| SocketAddr::new(self.peer.ip(), p))
+            }
+            _ => {}
+        }
+    }
+
+    /// USER + PASS (PASS only when USER answered 331).
+    pub async fn login(&mut self, user: &str, pass: &str) -> Result<Reply, ClientError> {
+        let r = self.cmd(&format!("USER {user}")).await?;
+        if r.code != 331 {
+            return Ok(r);
+        }
+        self.cmd(&format!("PASS {pass}")).await
+    }
+
+    /// Connects a data socket to `target` within the bound.
+    pub async fn connect_data(&self, target: SocketAddr) -> Result<TcpStream, io::Error> {
+        self.transcript.push('=', format!("data connect {target}"));
+        let socket = self.sockets.tcp_socket(target)?;
+        let r = match tokio::time::timeout(self.timeout, socket.connect(target)).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "data connection timed out",
+            )),
+        };
+        match &r {
+            Ok(s) => self.transcript.push(
+                '=',
+                format!("data connected {} -> {target}", s.local_addr()?),
+            ),
+            Err(e) => self.transcript.push(
+                '=',
+                format!(
+                    "data connect {target} failed: {:?} ({e})",
+                    DataOutcome::of(e)
+                ),
+            ),
+        }
+        r
+    }
+
+    /// Opens a listener for active mode on our control address.
+    pub async fn listen_active(&self) -> io::Result<TcpListener> {
+        let socket = self.sockets.tcp_socket(self.local)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::new(self.local.ip(), 0))?;
+        socket.listen(4)
+    }
+
+    /// A whole transfer: sets up the data connection with `mode`, sends `verb`
+    /// (e.g. `RETR hello.txt`, `LIST`, `STOR up.bin`), moves data (`upload`
+    /// for STOR/APPE) and reads the final reply.
+    pub async fn transfer(
+        &mut self,
+        mode: DataMode,
+        verb: &str,
+        upload: Option<&[u8]>,
+    ) -> Result<Transfer, ClientError> {
+        let t0 = Instant::now();
+        let mut result = Transfer {
+            data_peer: None,
+            outcome: DataOutcome::Error,
+            bytes: 0,
+            sha256: None,
+            final_reply: None,
+            elapsed_ms: 0,
+            data: Vec::new(),
+        };
+        let stream = match mode {
+            DataMode::Pasv | DataMode::Epsv => {
+                let r = self
+                    .cmd(if mode == DataMode::Pasv {
+                        "PASV"
+                    } else {
+                        "EPSV"
+                    })
+                    .await?;
+                let Some(target) = self.last_passive.filter(|_| matches!(r.code, 227 | 229)) else {
+                    result.final_reply = Some(r);
+                    return Ok(result);
+                };
+                result.data_peer = Some(target);
+                match self.connect_data(target).await {
+                    Ok(s) => {
+                        let r = self.cmd(verb).await?;
+                        if r.code >= 400 {
+                            result.final_reply = Some(r);
+                            return Ok(result);
+                        }
+                        s
+                    }
+                    Err(e) => {
+                        result.outcome = DataOutcome::of(&e);
+                        // Tell the server we give up, as curl does.
+                        let _ = self.cmd("ABOR").await;
+                        result.elapsed_ms = t0.elapsed().as_millis() as u64;
+                        return Ok(result);
+                    }
+                }
+            }
+            DataMode::Port | DataMode::Eprt => {
+                let listener = self.listen_active().await?;
+                let la = listener.local_addr()?;
+                let cmd = match (mode, la) {
+                    (DataMode::Port, SocketAddr::V4(v4)) => {
+                        format!("PORT {}", addr::format_host_port(v4))
+                    }
+                    _ => format!("EPRT {}", addr::format_eprt(la)),
+                };
+                let r = self.cmd(&cmd).await?;
+                if r.code != 200 {
+                    result.final_reply = Some(r);
+                    return Ok(result);
+                }
+                let r = self.cmd(verb).await?;
+                if r.code >= 400 {
+                    result.final_reply = Some(r);
+                    return Ok(result);
+                }
+                match tokio::time::timeout(self.timeout, listener.accept()).await {
+                    Ok(Ok((s, from))) => {
+                        self.transcript
+                            .push('=', format!("data accepted from {from}"));
+                        result.data_peer = Some(from);
+                        s
+                    }
+                    Ok(Err(e)) => {
+                        result.outcome = DataOutcome::of(&e);
+                        result.final_reply = self.read_reply().await.ok();
+                        return Ok(result);
+                    }
+                    Err(_) => {
+                        self.transcript
+                            .push('=', "no data connection from the server");
+                        result.outcome = DataOutcome::TimedOut;
+                        result.final_reply = self.read_reply().await.ok();
+                        return Ok(result);
+                    }
+                }
+            }
+        };
+        let moved = move_data(stream, upload, self.timeout * 4).await;
+        match moved {
+            Ok((bytes, data)) => {
+                result.bytes = bytes;
+                result.outcome = DataOutcome::Ok;
+                if upload.is_none() {
+                    use sha2::Digest;
+                    result.sha256 = Some(hex(&sha2::Sha256::digest(&data)));
+                    if data.len() <= 1 << 20 {
+                        result.data = data;
+                    }
+                }
+                self.transcript
+                    .push('=', format!("data closed after {bytes} bytes"));
+            }
+            Err(e) => {
+                result.outcome = DataOutcome::of(&e);
+                self.transcript.push('=', format!("data error: {e}"));
+            }
+        }
+        let r = self.read_reply().await?;
+        result.final_reply = Some(r);
+        result.elapsed_ms = t0.elapsed().as_millis() as u64;
+        Ok(result)
+    }
+}
+
+async fn move_data(
+    mut stream: TcpStream,
+    upload: Option<&[u8]>,
+    bound: Duration,
+) -> io::Result<(u64, Vec<u8>)> {
+    let work = async {
+        match upload {
+            Some(bytes) => {
+                stream.write_all(bytes).await?;
+                stream.shutdown().await?;
+                Ok((bytes.len() as u64, Vec::new()))
+            }
+            None => {
+                let mut data = Vec::new();
+                stream.read_to_end(&mut data).await?;
+                Ok((data.len() as u64, data))
+            }
+        }
+    };
+    tokio::time::timeout(bound, work).await.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "data transfer timed out",
+        ))
+    })
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The IPv4 address inside a 227 reply, if any.
+pub fn pasv_addr(r: &Reply) -> Option<SocketAddrV4> {
+    (r.code == 227)
+        .then(|| addr::parse_pasv_reply(&r.lines.join(" ")).ok())
+        .flatten()
+}
+
+/// Whether `ip` is outside the RFC 1918 / loopback / link-local space.
+pub fn is_public(ip: IpAddr) -> bool {
+    !addr::is_non_public(ip)
+}
