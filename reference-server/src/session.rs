@@ -402,18 +402,12 @@ impl Session {
                     .await
                 }
             },
-            Size(p) => match self
-                .resolve_existing(&p)
-                .and_then(std::fs::metadata)
-            {
+            Size(p) => match self.resolve_existing(&p).and_then(std::fs::metadata) {
                 Ok(m) if m.is_file() => self.ok(213, m.len().to_string()).await,
                 Ok(_) => self.ok(550, format!("{p}: not a regular file")).await,
                 Err(e) => self.fs_error(&p, e).await,
             },
-            Mdtm(p) => match self
-                .resolve_existing(&p)
-                .and_then(std::fs::metadata)
-            {
+            Mdtm(p) => match self.resolve_existing(&p).and_then(std::fs::metadata) {
                 Ok(m) => {
                     let t: chrono::DateTime<chrono::Utc> =
                         m.modified().unwrap_or(std::time::UNIX_EPOCH).into();
@@ -539,11 +533,7 @@ impl Session {
 
     async fn cmd_cwd(&mut self, arg: &str) -> Handled {
         let virt = Sandbox::virtual_path(&self.cwd, arg);
-        match self
-            .sandbox
-            .resolve(&virt)
-            .and_then(std::fs::metadata)
-        {
+        match self.sandbox.resolve(&virt).and_then(std::fs::metadata) {
             Ok(m) if m.is_dir() => {
                 self.cwd = virt;
                 self.ok(250, "CWD command successful").await
