@@ -5,5 +5,9 @@
 //! asserts what happened.
 //!
 //! # Layout
+//! * [`actor`] — things that run inside hosts (the in-process reference server).
 //! * [`client`] — the built-in scripted FTP client with transcripts.
+//! * [`topology`] — namespaces, veths, bridges, routes; sockets and processes inside them.
+pub mod actor;
 pub mod client;
+pub mod topology;

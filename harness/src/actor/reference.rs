@@ -1,0 +1,107 @@
+//! The reference server running inside a host's namespace, in-process.
+//!
+//! A dedicated thread enters the namespace and runs a current-thread tokio
+//! runtime, so every socket the server makes — control listeners, passive
+//! listeners, active connections — belongs to that host. The thread also
+//! installs its own tracing subscriber, so each server's log goes to its own
+//! file (the lines a scenario's `log` expectations match).
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use ftpnat_server::{config::Config, passive::PortPool, server::Server};
+use tokio::sync::oneshot;
+
+use crate::topology::Netns;
+
+/// A running in-process reference server.
+#[derive(Debug)]
+pub struct ReferenceServer {
+    thread: Option<JoinHandle<io::Result<()>>>,
+    stop: Option<oneshot::Sender<()>>,
+    /// Its log file.
+    pub log_path: PathBuf,
+    /// The passive pool, for metrics.
+    pub pool: Option<Arc<PortPool>>,
+}
+
+impl ReferenceServer {
+    /// Starts `config` inside `ns`, logging to `log_path`; returns once the
+    /// control listeners are bound (or with the bind error).
+    pub fn start(ns: Arc<Netns>, config: Config, log_path: &Path) -> io::Result<ReferenceServer> {
+        let log = std::fs::File::create(log_path)?;
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Option<Arc<PortPool>>>>();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("ref-server-{}", ns.name()))
+            .spawn(move || -> io::Result<()> {
+                let fail = |e: io::Error| {
+                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    e
+                };
+                nix::sched::setns(std::os::fd::AsFd::as_fd(ns.fd()), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| fail(e.into()))?;
+                let log = Arc::new(log);
+                let subscriber = tracing_subscriber::fmt()
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_max_level(tracing::Level::INFO)
+                    .with_writer(move || LogFile(Arc::clone(&log)))
+                    .finish();
+                tracing::subscriber::with_default(subscriber, || {
+                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
+                    rt.block_on(async {
+                        let server = Server::new(config);
+                        let listeners = server.bind().map_err(fail)?;
+                        let _ = ready_tx.send(Ok(server.pool().cloned()));
+                        server
+                            .run(listeners, async {
+                                let _ = stop_rx.await;
+                            })
+                            .await
+                    })
+                })
+            })?;
+        let pool = ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reference server did not start within 10 s"))??;
+        Ok(ReferenceServer { thread: Some(thread), stop: Some(stop_tx), log_path: log_path.to_owned(), pool })
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Stops (draining) and waits for the thread.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for ReferenceServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct LogFile(Arc<std::fs::File>);
+
+impl io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        (&*self.0).flush()
+    }
+}

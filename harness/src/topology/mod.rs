@@ -1,0 +1,351 @@
+//! Topologies: hosts, gateways and switches as network namespaces, joined by
+//! veth pairs, built through netlink.
+//!
+//! A [`TopologySpec`] is plain data; [`Topology::build`] realises it and the
+//! returned value owns everything it made: dropping it (also on panic) kills
+//! the processes inside and deletes the namespaces, which deletes their
+//! links. Links are created inside project namespaces only — a veth is made
+//! in one node's namespace and its peer moved to the other's — so the root
+//! namespace never sees a link, address, route or sysctl change.
+//!
+//! LAN segments with more than two members are a [`NodeKind::Switch`]: a
+//! bridge in a namespace of its own, so bridged frames never cross a
+//! gateway's rule set (br_netfilter).
+//!
+//! ```no_run
+//! use ftpnat::topology::*;
+//! let spec = TopologySpec::nat_example();
+//! let topo = Topology::build(&spec).unwrap();
+//! let out = topo.command("client", "ip", &["-br", "addr"]).unwrap().output().unwrap();
+//! println!("{}", String::from_utf8_lossy(&out.stdout));
+//! ```
+
+pub mod link;
+pub mod netns;
+pub mod process;
+pub mod rootless;
+
+use std::{
+    collections::BTreeMap,
+    io,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpSocket;
+
+pub use netns::{new_prefix, sweep, Netns};
+pub use process::NsProcess;
+
+use crate::client::SocketFactory;
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    /// An end host.
+    Host,
+    /// A router; for the kernel engine it forwards, for the sim engine its
+    /// interfaces carry no address and IPv6 is off.
+    Gateway,
+    /// A LAN segment: a bridge `br0` that every port of the node joins.
+    Switch,
+}
+
+/// One namespace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Node name (unique).
+    pub name: String,
+    /// Kind.
+    pub kind: NodeKind,
+    /// Static routes.
+    #[serde(default)]
+    pub routes: Vec<RouteSpec>,
+    /// Sysctls applied before links are created (`net.ipv4.ip_forward` …).
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// A route.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteSpec {
+    /// Destination prefix (`0.0.0.0/0` for default).
+    pub dst: IpNet,
+    /// Next hop.
+    pub via: IpAddr,
+}
+
+/// One end of a veth pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortSpec {
+    /// Node name.
+    pub node: String,
+    /// Interface name inside the node.
+    pub ifname: String,
+    /// Addresses.
+    #[serde(default)]
+    pub addrs: Vec<IpNet>,
+    /// Fixed MAC address.
+    #[serde(default)]
+    pub mac: Option<[u8; 6]>,
+    /// Turn off checksum/segmentation offloads (needed on host ends facing a
+    /// userspace gateway).
+    #[serde(default)]
+    pub offloads_off: bool,
+}
+
+/// A veth pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkSpec {
+    /// One end.
+    pub a: PortSpec,
+    /// The other end.
+    pub b: PortSpec,
+}
+
+/// A whole topology.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TopologySpec {
+    /// Nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Links.
+    pub links: Vec<LinkSpec>,
+}
+
+/// Why a topology could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// The spec names a node that does not exist, or twice.
+    #[error("invalid topology: {0}")]
+    Invalid(String),
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Cause.
+        source: io::Error,
+    },
+}
+
+fn io_ctx(what: impl Into<String>) -> impl FnOnce(io::Error) -> TopologyError {
+    let what = what.into();
+    move |source| TopologyError::Io { what, source }
+}
+
+impl TopologySpec {
+    /// The DESIGN's NAT example: `client` (203.0.113.10) on the WAN side of
+    /// `gw` (192.168.1.1 / 203.0.113.1, kernel-forwarding) and `server`
+    /// (192.168.1.2) on its LAN.
+    pub fn nat_example() -> TopologySpec {
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let node = |name: &str, kind| NodeSpec { name: name.into(), kind, routes: vec![], sysctls: vec![] };
+        let port = |node: &str, ifname: &str, addr: &str| PortSpec {
+            node: node.into(),
+            ifname: ifname.into(),
+            addrs: vec![net(addr)],
+            mac: None,
+            offloads_off: false,
+        };
+        let mut gw = node("gw", NodeKind::Gateway);
+        gw.sysctls.push(("net.ipv4.ip_forward".into(), "1".into()));
+        let mut server = node("server", NodeKind::Host);
+        server.routes.push(RouteSpec { dst: net("0.0.0.0/0"), via: ip("192.168.1.1") });
+        TopologySpec {
+            nodes: vec![node("client", NodeKind::Host), gw, server],
+            links: vec![
+                LinkSpec { a: port("gw", "lan0", "192.168.1.1/24"), b: port("server", "eth0", "192.168.1.2/24") },
+                LinkSpec { a: port("gw", "wan0", "203.0.113.1/24"), b: port("client", "eth0", "203.0.113.10/24") },
+            ],
+        }
+    }
+
+    fn validate(&self) -> Result<(), TopologyError> {
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.nodes {
+            if !seen.insert(n.name.as_str()) {
+                return Err(TopologyError::Invalid(format!("node {:?} defined twice", n.name)));
+            }
+            if n.name.is_empty() || n.name.len() > 64 || !n.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(TopologyError::Invalid(format!("node name {:?}: use letters, digits, - and _", n.name)));
+            }
+        }
+        for l in &self.links {
+            for p in [&l.a, &l.b] {
+                if !seen.contains(p.node.as_str()) {
+                    return Err(TopologyError::Invalid(format!("link end names unknown node {:?}", p.node)));
+                }
+                if p.ifname.is_empty() || p.ifname.len() > 15 || p.ifname.contains(['/', ' ']) {
+                    return Err(TopologyError::Invalid(format!("interface name {:?} must be 1-15 characters", p.ifname)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A built node.
+#[derive(Debug)]
+pub struct Node {
+    /// Its namespace.
+    pub ns: Arc<Netns>,
+    /// Its kind.
+    pub kind: NodeKind,
+}
+
+/// A realised topology; dropping it removes everything it created.
+#[derive(Debug)]
+pub struct Topology {
+    /// The per-run prefix of every namespace name.
+    pub prefix: String,
+    nodes: BTreeMap<String, Node>,
+}
+
+impl Topology {
+    /// Builds `spec` under a fresh prefix.
+    pub fn build(spec: &TopologySpec) -> Result<Topology, TopologyError> {
+        spec.validate()?;
+        let prefix = new_prefix();
+        let mut topo = Topology { prefix: prefix.clone(), nodes: BTreeMap::new() };
+        for n in &spec.nodes {
+            let name = format!("{prefix}-{}", n.name);
+            let ns = Netns::create(&name).map_err(io_ctx(format!("namespace for {}", n.name)))?;
+            let ns = Arc::new(ns);
+            let sysctls = n.sysctls.clone();
+            let kind = n.kind;
+            ns.run(move || -> io::Result<()> {
+                // Simulated segments have no duplicates; DAD would only leave
+                // IPv6 addresses tentative (unbindable) for a second or two.
+                link::sysctl("net.ipv6.conf.all.accept_dad", "0")?;
+                link::sysctl("net.ipv6.conf.default.accept_dad", "0")?;
+                if kind == NodeKind::Gateway {
+                    // Before any veth exists, so none gets IPv6 link-local noise.
+                    link::sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
+                    link::sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
+                }
+                for (k, v) in &sysctls {
+                    link::sysctl(k, v)?;
+                }
+                if kind == NodeKind::Switch {
+                    let nl = link::Netlink::open()?;
+                    nl.add_bridge("br0")?;
+                    nl.up("br0")?;
+                }
+                Ok(())
+            })
+            .and_then(|r| r)
+            .map_err(io_ctx(format!("set up node {}", n.name)))?;
+            topo.nodes.insert(n.name.clone(), Node { ns, kind });
+        }
+        // Create each pair in the a-side namespace, move the peer to the b side.
+        for (i, l) in spec.links.iter().enumerate() {
+            let a = Arc::clone(&topo.nodes[&l.a.node].ns);
+            let b = Arc::clone(&topo.nodes[&l.b.node].ns);
+            let tmp = format!("fnpeer{i}");
+            let (a_if, b_if) = (l.a.ifname.clone(), l.b.ifname.clone());
+            a.run(|| -> io::Result<()> {
+                let nl = link::Netlink::open()?;
+                nl.add_veth(&a_if, &tmp)?;
+                nl.move_to(&tmp, std::os::fd::AsFd::as_fd(b.fd()), &b_if)
+            })
+            .and_then(|r| r)
+            .map_err(io_ctx(format!("link {}:{} - {}:{}", l.a.node, l.a.ifname, l.b.node, l.b.ifname)))?;
+        }
+        for n in &spec.nodes {
+            let node = &topo.nodes[&n.name];
+            let ports: Vec<&PortSpec> =
+                spec.links.iter().flat_map(|l| [&l.a, &l.b]).filter(|p| p.node == n.name).collect();
+            let kind = node.kind;
+            node.ns
+                .run(|| -> io::Result<()> {
+                    let nl = link::Netlink::open()?;
+                    for p in &ports {
+                        if let Some(mac) = p.mac {
+                            nl.set_mac(&p.ifname, mac)?;
+                        }
+                        if p.offloads_off {
+                            link::disable_offloads(&p.ifname)?;
+                        }
+                        for a in &p.addrs {
+                            nl.add_addr(&p.ifname, *a)?;
+                        }
+                        if kind == NodeKind::Switch {
+                            nl.set_master(&p.ifname, "br0")?;
+                        }
+                        nl.up(&p.ifname)?;
+                    }
+                    for r in &n.routes {
+                        nl.add_route(r.dst, r.via)?;
+                    }
+                    Ok(())
+                })
+                .and_then(|r| r)
+                .map_err(io_ctx(format!("configure node {}", n.name)))?;
+        }
+        Ok(topo)
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.get(name)
+    }
+
+    /// All node names.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    /// Namespace of `name` (panics on an unknown node: a programming error).
+    pub fn ns(&self, name: &str) -> &Arc<Netns> {
+        &self.nodes.get(name).unwrap_or_else(|| panic!("no node {name:?} in topology")).ns
+    }
+
+    /// A socket factory for `node`.
+    pub fn sockets(&self, node: &str) -> Arc<NsSockets> {
+        Arc::new(NsSockets { ns: Arc::clone(self.ns(node)) })
+    }
+
+    /// A `Command` that will run inside `node`.
+    pub fn command(&self, node: &str, program: &str, args: &[&str]) -> io::Result<std::process::Command> {
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args);
+        self.ns(node).command(&mut cmd)?;
+        Ok(cmd)
+    }
+}
+
+/// Sockets created inside a namespace.
+#[derive(Debug, Clone)]
+pub struct NsSockets {
+    /// The namespace.
+    pub ns: Arc<Netns>,
+}
+
+impl NsSockets {
+    /// A non-blocking socket2 socket made inside the namespace.
+    pub fn raw(&self, domain: socket2::Domain, ty: socket2::Type) -> io::Result<socket2::Socket> {
+        let s = self.ns.run(|| socket2::Socket::new(domain, ty, None))??;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    }
+
+    /// A listening TCP socket on `addr` inside the namespace.
+    pub fn listen(&self, addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+        let s = self.raw(socket2::Domain::for_address(addr), socket2::Type::STREAM)?;
+        s.set_reuse_address(true)?;
+        s.bind(&addr.into())?;
+        s.listen(128)?;
+        tokio::net::TcpListener::from_std(s.into())
+    }
+}
+
+impl SocketFactory for NsSockets {
+    fn tcp_socket(&self, like: SocketAddr) -> io::Result<TcpSocket> {
+        let s = self.raw(socket2::Domain::for_address(like), socket2::Type::STREAM)?;
+        Ok(TcpSocket::from_std_stream(s.into()))
+    }
+}
