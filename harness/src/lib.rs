@@ -7,7 +7,9 @@
 //! # Layout
 //! * [`actor`] — things that run inside hosts (the in-process reference server).
 //! * [`client`] — the built-in scripted FTP client with transcripts.
+//! * [`engine`] — gateway engines; [`engine::sim`] is the userspace NAT/firewall.
 //! * [`topology`] — namespaces, veths, bridges, routes; sockets and processes inside them.
 pub mod actor;
 pub mod client;
+pub mod engine;
 pub mod topology;

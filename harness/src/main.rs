@@ -42,7 +42,11 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
-                println!("removed {} namespace(s), killed {} process(es)", s.namespaces.len(), s.processes.len());
+                println!(
+                    "removed {} namespace(s), killed {} process(es)",
+                    s.namespaces.len(),
+                    s.processes.len()
+                );
                 for n in s.namespaces {
                     println!("  {n}");
                 }
@@ -53,8 +57,12 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Debug { what: DebugCmd::Hold } => {
-            let topo = match ftpnat::topology::Topology::build(&ftpnat::topology::TopologySpec::nat_example()) {
+        Cmd::Debug {
+            what: DebugCmd::Hold,
+        } => {
+            let topo = match ftpnat::topology::Topology::build(
+                &ftpnat::topology::TopologySpec::nat_example(),
+            ) {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -62,9 +70,9 @@ fn main() -> ExitCode {
                 }
             };
             let dir = std::env::temp_dir();
-            let sleeper = topo
-                .command("server", "sleep", &["3600"])
-                .and_then(|c| ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix)));
+            let sleeper = topo.command("server", "sleep", &["3600"]).and_then(|c| {
+                ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix))
+            });
             let _sleeper = match sleeper {
                 Ok(s) => s,
                 Err(e) => {

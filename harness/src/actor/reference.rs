@@ -44,8 +44,11 @@ impl ReferenceServer {
                     let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
                     e
                 };
-                nix::sched::setns(std::os::fd::AsFd::as_fd(ns.fd()), nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| fail(e.into()))?;
+                nix::sched::setns(
+                    std::os::fd::AsFd::as_fd(ns.fd()),
+                    nix::sched::CloneFlags::CLONE_NEWNET,
+                )
+                .map_err(|e| fail(e.into()))?;
                 let log = Arc::new(log);
                 let subscriber = tracing_subscriber::fmt()
                     .with_ansi(false)
@@ -54,7 +57,10 @@ impl ReferenceServer {
                     .with_writer(move || LogFile(Arc::clone(&log)))
                     .finish();
                 tracing::subscriber::with_default(subscriber, || {
-                    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(fail)?;
                     rt.block_on(async {
                         let server = Server::new(config);
                         let listeners = server.bind().map_err(fail)?;
@@ -69,8 +75,18 @@ impl ReferenceServer {
             })?;
         let pool = ready_rx
             .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "reference server did not start within 10 s"))??;
-        Ok(ReferenceServer { thread: Some(thread), stop: Some(stop_tx), log_path: log_path.to_owned(), pool })
+            .map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "reference server did not start within 10 s",
+                )
+            })??;
+        Ok(ReferenceServer {
+            thread: Some(thread),
+            stop: Some(stop_tx),
+            log_path: log_path.to_owned(),
+            pool,
+        })
     }
 
     /// The log so far.

@@ -33,7 +33,9 @@ impl std::fmt::Debug for Netlink {
 impl Netlink {
     /// Opens a netlink socket in the current thread's namespace.
     pub fn open() -> io::Result<Netlink> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let handle = rt.block_on(async {
             let (conn, handle, _) = rtnetlink::new_connection()?;
             tokio::spawn(conn);
@@ -45,11 +47,22 @@ impl Netlink {
     /// The index of interface `name`.
     pub fn index(&self, name: &str) -> io::Result<u32> {
         self.rt.block_on(async {
-            let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+            let mut links = self
+                .handle
+                .link()
+                .get()
+                .match_name(name.to_string())
+                .execute();
             match links.try_next().await {
                 Ok(Some(l)) => Ok(l.header.index),
-                Ok(None) => Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface {name}"))),
-                Err(e) => Err(io::Error::new(io::ErrorKind::NotFound, format!("interface {name}: {e}"))),
+                Ok(None) => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no interface {name}"),
+                )),
+                Err(e) => Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("interface {name}: {e}"),
+                )),
             }
         })
     }
@@ -58,7 +71,14 @@ impl Netlink {
     pub fn names(&self) -> io::Result<Vec<String>> {
         use rtnetlink::packet_route::link::LinkAttribute;
         self.rt.block_on(async {
-            let links: Vec<_> = self.handle.link().get().execute().try_collect().await.map_err(nl_err)?;
+            let links: Vec<_> = self
+                .handle
+                .link()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(nl_err)?;
             Ok(links
                 .iter()
                 .filter_map(|l| {
@@ -74,21 +94,34 @@ impl Netlink {
     /// Creates a veth pair `name` — `peer` here.
     pub fn add_veth(&self, name: &str, peer: &str) -> io::Result<()> {
         self.rt
-            .block_on(self.handle.link().add(LinkVeth::new(name, peer).build()).execute())
+            .block_on(
+                self.handle
+                    .link()
+                    .add(LinkVeth::new(name, peer).build())
+                    .execute(),
+            )
             .map_err(|e| io::Error::other(format!("veth {name}/{peer}: {e}")))
     }
 
     /// Creates a bridge.
     pub fn add_bridge(&self, name: &str) -> io::Result<()> {
         self.rt
-            .block_on(self.handle.link().add(LinkBridge::new(name).build()).execute())
+            .block_on(
+                self.handle
+                    .link()
+                    .add(LinkBridge::new(name).build())
+                    .execute(),
+            )
             .map_err(|e| io::Error::other(format!("bridge {name}: {e}")))
     }
 
     /// Moves `name` into the namespace `ns`, renaming it `new_name` there.
     pub fn move_to(&self, name: &str, ns: BorrowedFd<'_>, new_name: &str) -> io::Result<()> {
         let index = self.index(name)?;
-        let msg = LinkUnspec::new_with_index(index).setns_by_fd(ns.as_raw_fd()).name(new_name).build();
+        let msg = LinkUnspec::new_with_index(index)
+            .setns_by_fd(ns.as_raw_fd())
+            .name(new_name)
+            .build();
         self.rt
             .block_on(self.handle.link().set(msg).execute())
             .map_err(|e| io::Error::other(format!("move {name} as {new_name}: {e}")))
@@ -98,7 +131,12 @@ impl Netlink {
     pub fn up(&self, name: &str) -> io::Result<()> {
         let index = self.index(name)?;
         self.rt
-            .block_on(self.handle.link().set(LinkUnspec::new_with_index(index).up().build()).execute())
+            .block_on(
+                self.handle
+                    .link()
+                    .set(LinkUnspec::new_with_index(index).up().build())
+                    .execute(),
+            )
             .map_err(|e| io::Error::other(format!("set {name} up: {e}")))
     }
 
@@ -106,7 +144,12 @@ impl Netlink {
     pub fn set_master(&self, port: &str, bridge: &str) -> io::Result<()> {
         let (p, b) = (self.index(port)?, self.index(bridge)?);
         self.rt
-            .block_on(self.handle.link().set(LinkUnspec::new_with_index(p).controller(b).build()).execute())
+            .block_on(
+                self.handle
+                    .link()
+                    .set(LinkUnspec::new_with_index(p).controller(b).build())
+                    .execute(),
+            )
             .map_err(|e| io::Error::other(format!("{port} into {bridge}: {e}")))
     }
 
@@ -114,7 +157,16 @@ impl Netlink {
     pub fn set_mac(&self, name: &str, mac: [u8; 6]) -> io::Result<()> {
         let index = self.index(name)?;
         self.rt
-            .block_on(self.handle.link().set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build()).execute())
+            .block_on(
+                self.handle
+                    .link()
+                    .set(
+                        LinkUnspec::new_with_index(index)
+                            .address(mac.to_vec())
+                            .build(),
+                    )
+                    .execute(),
+            )
             .map_err(|e| io::Error::other(format!("set mac of {name}: {e}")))
     }
 
@@ -122,7 +174,12 @@ impl Netlink {
     pub fn add_addr(&self, name: &str, addr: IpNet) -> io::Result<()> {
         let index = self.index(name)?;
         self.rt
-            .block_on(self.handle.address().add(index, addr.addr(), addr.prefix_len()).execute())
+            .block_on(
+                self.handle
+                    .address()
+                    .add(index, addr.addr(), addr.prefix_len())
+                    .execute(),
+            )
             .map_err(|e| io::Error::other(format!("address {addr} on {name}: {e}")))
     }
 
@@ -131,7 +188,12 @@ impl Netlink {
         let msg = RouteMessageBuilder::<IpAddr>::new()
             .destination_prefix(dst.addr(), dst.prefix_len())
             .and_then(|b| b.gateway(gw))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("route {dst} via {gw}: {e:?}")))?
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("route {dst} via {gw}: {e:?}"),
+                )
+            })?
             .build();
         self.rt
             .block_on(self.handle.route().add(msg).execute())
@@ -148,7 +210,8 @@ pub fn loopback_up() -> io::Result<()> {
 /// `net/ipv4/ip_forward`. `/proc/sys/net` resolves per calling thread.
 pub fn sysctl(key: &str, value: &str) -> io::Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    std::fs::write(&path, value).map_err(|e| io::Error::new(e.kind(), format!("sysctl {key}={value}: {e}")))
+    std::fs::write(&path, value)
+        .map_err(|e| io::Error::new(e.kind(), format!("sysctl {key}={value}: {e}")))
 }
 
 /// Reads a sysctl of the current thread's network namespace.
@@ -184,8 +247,16 @@ pub fn disable_offloads(name: &str) -> io::Result<()> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
     for cmd in [ETHTOOL_STXCSUM, ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO] {
         let mut val = EthtoolValue { cmd, data: 0 };
-        let mut req = IfReq { name: [0; libc::IFNAMSIZ], data: &mut val, _pad: [0; 16] };
-        for (d, s) in req.name.iter_mut().zip(name.bytes().take(libc::IFNAMSIZ - 1)) {
+        let mut req = IfReq {
+            name: [0; libc::IFNAMSIZ],
+            data: &mut val,
+            _pad: [0; 16],
+        };
+        for (d, s) in req
+            .name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
             *d = s as libc::c_char;
         }
         // SAFETY: req is a valid ifreq whose data points at a live ethtool_value.
@@ -194,7 +265,10 @@ pub fn disable_offloads(name: &str) -> io::Result<()> {
             let e = io::Error::last_os_error();
             // EOPNOTSUPP for a feature the device lacks is fine.
             if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-                return Err(io::Error::new(e.kind(), format!("ethtool {cmd:#x} off on {name}: {e}")));
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("ethtool {cmd:#x} off on {name}: {e}"),
+                ));
             }
         }
     }

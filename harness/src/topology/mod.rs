@@ -143,7 +143,12 @@ impl TopologySpec {
     pub fn nat_example() -> TopologySpec {
         let net = |s: &str| s.parse::<IpNet>().unwrap();
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let node = |name: &str, kind| NodeSpec { name: name.into(), kind, routes: vec![], sysctls: vec![] };
+        let node = |name: &str, kind| NodeSpec {
+            name: name.into(),
+            kind,
+            routes: vec![],
+            sysctls: vec![],
+        };
         let port = |node: &str, ifname: &str, addr: &str| PortSpec {
             node: node.into(),
             ifname: ifname.into(),
@@ -154,12 +159,21 @@ impl TopologySpec {
         let mut gw = node("gw", NodeKind::Gateway);
         gw.sysctls.push(("net.ipv4.ip_forward".into(), "1".into()));
         let mut server = node("server", NodeKind::Host);
-        server.routes.push(RouteSpec { dst: net("0.0.0.0/0"), via: ip("192.168.1.1") });
+        server.routes.push(RouteSpec {
+            dst: net("0.0.0.0/0"),
+            via: ip("192.168.1.1"),
+        });
         TopologySpec {
             nodes: vec![node("client", NodeKind::Host), gw, server],
             links: vec![
-                LinkSpec { a: port("gw", "lan0", "192.168.1.1/24"), b: port("server", "eth0", "192.168.1.2/24") },
-                LinkSpec { a: port("gw", "wan0", "203.0.113.1/24"), b: port("client", "eth0", "203.0.113.10/24") },
+                LinkSpec {
+                    a: port("gw", "lan0", "192.168.1.1/24"),
+                    b: port("server", "eth0", "192.168.1.2/24"),
+                },
+                LinkSpec {
+                    a: port("gw", "wan0", "203.0.113.1/24"),
+                    b: port("client", "eth0", "203.0.113.10/24"),
+                },
             ],
         }
     }
@@ -168,19 +182,37 @@ impl TopologySpec {
         let mut seen = std::collections::HashSet::new();
         for n in &self.nodes {
             if !seen.insert(n.name.as_str()) {
-                return Err(TopologyError::Invalid(format!("node {:?} defined twice", n.name)));
+                return Err(TopologyError::Invalid(format!(
+                    "node {:?} defined twice",
+                    n.name
+                )));
             }
-            if n.name.is_empty() || n.name.len() > 64 || !n.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(TopologyError::Invalid(format!("node name {:?}: use letters, digits, - and _", n.name)));
+            if n.name.is_empty()
+                || n.name.len() > 64
+                || !n
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(TopologyError::Invalid(format!(
+                    "node name {:?}: use letters, digits, - and _",
+                    n.name
+                )));
             }
         }
         for l in &self.links {
             for p in [&l.a, &l.b] {
                 if !seen.contains(p.node.as_str()) {
-                    return Err(TopologyError::Invalid(format!("link end names unknown node {:?}", p.node)));
+                    return Err(TopologyError::Invalid(format!(
+                        "link end names unknown node {:?}",
+                        p.node
+                    )));
                 }
                 if p.ifname.is_empty() || p.ifname.len() > 15 || p.ifname.contains(['/', ' ']) {
-                    return Err(TopologyError::Invalid(format!("interface name {:?} must be 1-15 characters", p.ifname)));
+                    return Err(TopologyError::Invalid(format!(
+                        "interface name {:?} must be 1-15 characters",
+                        p.ifname
+                    )));
                 }
             }
         }
@@ -210,7 +242,10 @@ impl Topology {
     pub fn build(spec: &TopologySpec) -> Result<Topology, TopologyError> {
         spec.validate()?;
         let prefix = new_prefix();
-        let mut topo = Topology { prefix: prefix.clone(), nodes: BTreeMap::new() };
+        let mut topo = Topology {
+            prefix: prefix.clone(),
+            nodes: BTreeMap::new(),
+        };
         for n in &spec.nodes {
             let name = format!("{prefix}-{}", n.name);
             let ns = Netns::create(&name).map_err(io_ctx(format!("namespace for {}", n.name)))?;
@@ -253,12 +288,19 @@ impl Topology {
                 nl.move_to(&tmp, std::os::fd::AsFd::as_fd(b.fd()), &b_if)
             })
             .and_then(|r| r)
-            .map_err(io_ctx(format!("link {}:{} - {}:{}", l.a.node, l.a.ifname, l.b.node, l.b.ifname)))?;
+            .map_err(io_ctx(format!(
+                "link {}:{} - {}:{}",
+                l.a.node, l.a.ifname, l.b.node, l.b.ifname
+            )))?;
         }
         for n in &spec.nodes {
             let node = &topo.nodes[&n.name];
-            let ports: Vec<&PortSpec> =
-                spec.links.iter().flat_map(|l| [&l.a, &l.b]).filter(|p| p.node == n.name).collect();
+            let ports: Vec<&PortSpec> = spec
+                .links
+                .iter()
+                .flat_map(|l| [&l.a, &l.b])
+                .filter(|p| p.node == n.name)
+                .collect();
             let kind = node.kind;
             node.ns
                 .run(|| -> io::Result<()> {
@@ -301,16 +343,27 @@ impl Topology {
 
     /// Namespace of `name` (panics on an unknown node: a programming error).
     pub fn ns(&self, name: &str) -> &Arc<Netns> {
-        &self.nodes.get(name).unwrap_or_else(|| panic!("no node {name:?} in topology")).ns
+        &self
+            .nodes
+            .get(name)
+            .unwrap_or_else(|| panic!("no node {name:?} in topology"))
+            .ns
     }
 
     /// A socket factory for `node`.
     pub fn sockets(&self, node: &str) -> Arc<NsSockets> {
-        Arc::new(NsSockets { ns: Arc::clone(self.ns(node)) })
+        Arc::new(NsSockets {
+            ns: Arc::clone(self.ns(node)),
+        })
     }
 
     /// A `Command` that will run inside `node`.
-    pub fn command(&self, node: &str, program: &str, args: &[&str]) -> io::Result<std::process::Command> {
+    pub fn command(
+        &self,
+        node: &str,
+        program: &str,
+        args: &[&str],
+    ) -> io::Result<std::process::Command> {
         let mut cmd = std::process::Command::new(program);
         cmd.args(args);
         self.ns(node).command(&mut cmd)?;

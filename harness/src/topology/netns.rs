@@ -36,7 +36,11 @@ static NEXT_RUN: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh per-run prefix: `fn<pid>x<n>`.
 pub fn new_prefix() -> String {
-    format!("fn{}x{}", std::process::id(), NEXT_RUN.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "fn{}x{}",
+        std::process::id(),
+        NEXT_RUN.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Whether we can create named namespaces (root in the initial user namespace).
@@ -61,7 +65,10 @@ impl Netns {
         if named {
             std::fs::create_dir_all(NETNS_DIR)?;
             if path.exists() {
-                return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
             }
             File::create(&path)?;
         }
@@ -70,8 +77,14 @@ impl Netns {
             s.spawn(|| -> io::Result<OwnedFd> {
                 unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
                 if let Some(p) = &mount_at {
-                    mount(Some("/proc/thread-self/ns/net"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                        .map_err(io::Error::from)?;
+                    mount(
+                        Some("/proc/thread-self/ns/net"),
+                        p,
+                        None::<&str>,
+                        MsFlags::MS_BIND,
+                        None::<&str>,
+                    )
+                    .map_err(io::Error::from)?;
                 }
                 Ok(File::open("/proc/thread-self/ns/net")?.into())
             })
@@ -84,11 +97,19 @@ impl Netns {
                 if named {
                     let _ = std::fs::remove_file(&path);
                 }
-                return Err(io::Error::new(e.kind(), format!("cannot create network namespace {name}: {e}")));
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot create network namespace {name}: {e}"),
+                ));
             }
         };
         let inode = File::from(fd.try_clone()?).metadata()?.ino();
-        let ns = Netns { name: name.to_string(), fd, mounted: mount_at, inode };
+        let ns = Netns {
+            name: name.to_string(),
+            fd,
+            mounted: mount_at,
+            inode,
+        };
         // Loopback up, so 127.0.0.1 works inside every host.
         ns.run(|| crate::topology::link::loopback_up())??;
         Ok(ns)
@@ -147,7 +168,10 @@ impl Drop for Netns {
     fn drop(&mut self) {
         for pid in self.pids() {
             if pid as u32 != std::process::id() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         if let Some(p) = &self.mounted {
@@ -159,11 +183,15 @@ impl Drop for Netns {
 
 /// PIDs (whole processes, not threads) whose network namespace has `inode`.
 pub fn pids_in_namespace(inode: u64) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino() == inode).unwrap_or(false)
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .map(|m| m.ino() == inode)
+                .unwrap_or(false)
         })
         .collect()
 }
@@ -181,10 +209,14 @@ pub struct Swept {
 /// killing any process still inside them. Live runs are left alone.
 pub fn sweep() -> io::Result<Swept> {
     let mut swept = Swept::default();
-    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return Ok(swept) };
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
+        return Ok(swept);
+    };
     for entry in dir.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = owner_pid(&name) else { continue };
+        let Some(pid) = owner_pid(&name) else {
+            continue;
+        };
         if pid_alive(pid) {
             continue;
         }
@@ -192,7 +224,12 @@ pub fn sweep() -> io::Result<Swept> {
         if let Ok(m) = std::fs::metadata(&path) {
             // A mounted nsfs file has the namespace's inode; an unmounted one is a plain file.
             for p in pids_in_namespace(m.ino()) {
-                if nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL).is_ok() {
+                if nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .is_ok()
+                {
                     swept.processes.push(p);
                 }
             }
@@ -217,7 +254,13 @@ fn pid_alive(pid: i32) -> bool {
         Ok(()) => {
             // A zombie is dead for our purposes.
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                .map(|s| {
+                    !s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
                 .unwrap_or(false)
         }
         Err(nix::errno::Errno::EPERM) => true,

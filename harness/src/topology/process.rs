@@ -31,7 +31,11 @@ impl NsProcess {
             .stdout(File::create(&stdout_path)?)
             .stderr(File::create(&stderr_path)?);
         let child = cmd.spawn()?;
-        Ok(NsProcess { child, stdout_path, stderr_path })
+        Ok(NsProcess {
+            child,
+            stdout_path,
+            stderr_path,
+        })
     }
 
     /// The child's PID.

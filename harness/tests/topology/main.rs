@@ -24,7 +24,10 @@ fn require_root() {
 fn routed_spec() -> TopologySpec {
     let mut spec = TopologySpec::nat_example();
     // Give the WAN client a route to the LAN so plain routing is testable.
-    spec.nodes[0].routes.push(RouteSpec { dst: "192.168.1.0/24".parse().unwrap(), via: "203.0.113.1".parse().unwrap() });
+    spec.nodes[0].routes.push(RouteSpec {
+        dst: "192.168.1.0/24".parse().unwrap(),
+        via: "203.0.113.1".parse().unwrap(),
+    });
     spec
 }
 
@@ -63,13 +66,23 @@ fn routed_reachability_tcp_and_udp_both_ways() {
     require_root();
     let topo = Topology::build(&routed_spec()).unwrap();
     let t = tcp_echo_server(&topo, "server", "192.168.1.2:7000");
-    assert_eq!(tcp_echo(&topo, "client", "192.168.1.2:7000").unwrap(), b"ping");
+    assert_eq!(
+        tcp_echo(&topo, "client", "192.168.1.2:7000").unwrap(),
+        b"ping"
+    );
     t.join().unwrap();
     let t = tcp_echo_server(&topo, "client", "203.0.113.10:7001");
-    assert_eq!(tcp_echo(&topo, "server", "203.0.113.10:7001").unwrap(), b"ping");
+    assert_eq!(
+        tcp_echo(&topo, "server", "203.0.113.10:7001").unwrap(),
+        b"ping"
+    );
     t.join().unwrap();
     // UDP echo, server -> client.
-    let sock = topo.ns("client").run(|| std::net::UdpSocket::bind("203.0.113.10:7002")).unwrap().unwrap();
+    let sock = topo
+        .ns("client")
+        .run(|| std::net::UdpSocket::bind("203.0.113.10:7002"))
+        .unwrap()
+        .unwrap();
     let echo = std::thread::spawn(move || {
         let mut buf = [0u8; 32];
         sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -101,12 +114,18 @@ fn unconnected_segments_are_isolated() {
     let topo = Topology::build(&spec).unwrap();
     let e = tcp_echo(&topo, "client", "192.168.1.2:7000").unwrap_err();
     assert!(
-        matches!(e.raw_os_error(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)) || e.kind() == std::io::ErrorKind::TimedOut,
+        matches!(
+            e.raw_os_error(),
+            Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)
+        ) || e.kind() == std::io::ErrorKind::TimedOut,
         "{e:?}"
     );
     // And the gateway cannot be reached from the server's side for the WAN host either.
     let e = tcp_echo(&topo, "server", "203.0.113.10:7000").unwrap_err();
-    assert!(e.kind() != std::io::ErrorKind::ConnectionRefused, "nothing may answer: {e:?}");
+    assert!(
+        e.kind() != std::io::ErrorKind::ConnectionRefused,
+        "nothing may answer: {e:?}"
+    );
 }
 
 #[test]
@@ -114,17 +133,38 @@ fn switch_segment_ipv6_and_child_sees_only_its_namespace() {
     require_root();
     let net = |s: &str| s.parse().unwrap();
     let port = |node: &str, ifname: &str, addrs: Vec<ipnet::IpNet>| PortSpec {
-        node: node.into(), ifname: ifname.into(), addrs, mac: None, offloads_off: false,
+        node: node.into(),
+        ifname: ifname.into(),
+        addrs,
+        mac: None,
+        offloads_off: false,
     };
-    let node = |name: &str, kind| NodeSpec { name: name.into(), kind, routes: vec![], sysctls: vec![] };
+    let node = |name: &str, kind| NodeSpec {
+        name: name.into(),
+        kind,
+        routes: vec![],
+        sysctls: vec![],
+    };
     let spec = TopologySpec {
-        nodes: vec![node("sw", NodeKind::Switch), node("a", NodeKind::Host), node("b", NodeKind::Host), node("c", NodeKind::Host)],
+        nodes: vec![
+            node("sw", NodeKind::Switch),
+            node("a", NodeKind::Host),
+            node("b", NodeKind::Host),
+            node("c", NodeKind::Host),
+        ],
         links: ["a", "b", "c"]
             .iter()
             .enumerate()
             .map(|(i, h)| LinkSpec {
                 a: port("sw", &format!("p{i}"), vec![]),
-                b: port(h, "eth0", vec![net(&format!("10.9.0.{}/24", i + 1)), net(&format!("fd00::{}/64", i + 1))]),
+                b: port(
+                    h,
+                    "eth0",
+                    vec![
+                        net(&format!("10.9.0.{}/24", i + 1)),
+                        net(&format!("fd00::{}/64", i + 1)),
+                    ],
+                ),
             })
             .collect(),
     };
@@ -136,27 +176,51 @@ fn switch_segment_ipv6_and_child_sees_only_its_namespace() {
     let t = tcp_echo_server(&topo, "b", "[fd00::2]:7101");
     assert_eq!(tcp_echo(&topo, "a", "[fd00::2]:7101").unwrap(), b"ping");
     t.join().unwrap();
-    let out = topo.command("a", "ip", &["-o", "link"]).unwrap().output().unwrap();
+    let out = topo
+        .command("a", "ip", &["-o", "link"])
+        .unwrap()
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let names: Vec<&str> = text.lines().filter_map(|l| l.split(": ").nth(1)).map(|n| n.split('@').next().unwrap()).collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap())
+        .collect();
     assert_eq!(names, vec!["lo", "eth0"], "{text}");
 }
 
 fn root_snapshot() -> String {
     let mut s = String::new();
-    for args in [&["-o", "link"][..], &["-o", "addr"], &["route", "show", "table", "all"], &["netns", "list"]] {
+    for args in [
+        &["-o", "link"][..],
+        &["-o", "addr"],
+        &["route", "show", "table", "all"],
+        &["netns", "list"],
+    ] {
         let out = Command::new("ip").args(args).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         // Our own namespaces appear in `ip netns list` only while a topology lives; compare the rest.
-        let text: String = text.lines().filter(|l| !l.starts_with("fn")).map(|l| format!("{l}\n")).collect();
+        let text: String = text
+            .lines()
+            .filter(|l| !l.starts_with("fn"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         s.push_str(&text);
     }
     let out = Command::new("nft").args(["list", "ruleset"]).output();
     if let Ok(out) = out {
         s.push_str(&String::from_utf8_lossy(&out.stdout));
     }
-    for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/disable_ipv6", "net/ipv6/conf/all/forwarding"] {
-        s.push_str(&format!("{key}={}", std::fs::read_to_string(format!("/proc/sys/{key}")).unwrap_or_default()));
+    for key in [
+        "net/ipv4/ip_forward",
+        "net/ipv6/conf/all/disable_ipv6",
+        "net/ipv6/conf/all/forwarding",
+    ] {
+        s.push_str(&format!(
+            "{key}={}",
+            std::fs::read_to_string(format!("/proc/sys/{key}")).unwrap_or_default()
+        ));
     }
     s
 }
@@ -167,7 +231,12 @@ fn root_namespace_is_never_changed() {
     let before = root_snapshot();
     for _ in 0..3 {
         let topo = Topology::build(&routed_spec()).unwrap();
-        assert_eq!(tcp_echo(&topo, "client", "192.168.1.2:1").unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            tcp_echo(&topo, "client", "192.168.1.2:1")
+                .unwrap_err()
+                .kind(),
+            std::io::ErrorKind::ConnectionRefused
+        );
         drop(topo);
     }
     assert_eq!(before, root_snapshot());
@@ -198,7 +267,11 @@ fn fifty_concurrent_topologies_leave_nothing_behind() {
 fn netns_names(prefix: &str) -> Vec<String> {
     let mine = format!("{prefix}-");
     let mut v: Vec<String> = std::fs::read_dir(netns::NETNS_DIR)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.retain(|n| n.starts_with(&mine));
     v.sort();
@@ -216,8 +289,16 @@ fn kill_9_leftovers_are_swept() {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        let prefix = line.trim().strip_prefix("holding ").unwrap_or_else(|| panic!("unexpected: {line}")).to_string();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let prefix = line
+            .trim()
+            .strip_prefix("holding ")
+            .unwrap_or_else(|| panic!("unexpected: {line}"))
+            .to_string();
         let held: Vec<String> = std::fs::read_dir(netns::NETNS_DIR)
             .unwrap()
             .filter_map(Result::ok)
@@ -231,10 +312,21 @@ fn kill_9_leftovers_are_swept() {
         let swept = netns::sweep().unwrap();
         let mut expected = held.clone();
         expected.sort();
-        let mine: Vec<String> = swept.namespaces.iter().filter(|n| n.starts_with(&format!("{prefix}-"))).cloned().collect();
+        let mine: Vec<String> = swept
+            .namespaces
+            .iter()
+            .filter(|n| n.starts_with(&format!("{prefix}-")))
+            .cloned()
+            .collect();
         assert_eq!(mine, expected, "round {round}");
-        assert_eq!(swept.processes.len(), 1, "the sleeper inside the server host was killed: {swept:?}");
-        assert!(!std::path::Path::new(netns::NETNS_DIR).join(&held[0]).exists());
+        assert_eq!(
+            swept.processes.len(),
+            1,
+            "the sleeper inside the server host was killed: {swept:?}"
+        );
+        assert!(!std::path::Path::new(netns::NETNS_DIR)
+            .join(&held[0])
+            .exists());
     }
 }
 
@@ -244,22 +336,50 @@ fn ftp_across_a_kernel_router_with_the_reference_server() {
     let topo = Topology::build(&routed_spec()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), b"hi\n").unwrap();
-    let text = format!("listen = [\"192.168.1.2:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\n", dir.path().display());
-    let config = ftpnat_server::config::Config::from_toml(&text, std::path::Path::new("t.toml"), &ftpnat_server::config::system_resolver).unwrap();
+    let text = format!(
+        "listen = [\"192.168.1.2:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\n",
+        dir.path().display()
+    );
+    let config = ftpnat_server::config::Config::from_toml(
+        &text,
+        std::path::Path::new("t.toml"),
+        &ftpnat_server::config::system_resolver,
+    )
+    .unwrap();
     let log = dir.path().join("server.log");
-    let _server = ftpnat::actor::reference::ReferenceServer::start(Arc::clone(topo.ns("server")), config, &log).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _server = ftpnat::actor::reference::ReferenceServer::start(
+        Arc::clone(topo.ns("server")),
+        config,
+        &log,
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let (mut c, banner) = FtpClient::connect(topo.sockets("client"), "192.168.1.2:21".parse().unwrap(), Duration::from_secs(5), Transcript::default()).await.unwrap();
+        let (mut c, banner) = FtpClient::connect(
+            topo.sockets("client"),
+            "192.168.1.2:21".parse().unwrap(),
+            Duration::from_secs(5),
+            Transcript::default(),
+        )
+        .await
+        .unwrap();
         assert_eq!(banner.code, 220);
         assert_eq!(c.login("anonymous", "x").await.unwrap().code, 230);
         assert_eq!(c.cmd("TYPE I").await.unwrap().code, 200);
-        let t = c.transfer(DataMode::Pasv, "RETR hello.txt", None).await.unwrap();
+        let t = c
+            .transfer(DataMode::Pasv, "RETR hello.txt", None)
+            .await
+            .unwrap();
         assert_eq!(t.outcome, DataOutcome::Ok, "{}", c.transcript.render(true));
         assert_eq!(t.data, b"hi\n");
         let p = t.data_peer.unwrap();
         assert_eq!(p.ip().to_string(), "192.168.1.2");
         assert!((60000..=60010).contains(&p.port()));
     });
-    assert!(std::fs::read_to_string(&log).unwrap().contains("listening on 192.168.1.2:21"));
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("listening on 192.168.1.2:21"));
 }

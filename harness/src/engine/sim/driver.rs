@@ -1,0 +1,435 @@
+//! The sim engine's I/O shell: one thread per gateway enters the gateway's
+//! namespace, opens an AF_PACKET socket per interface (bound to it, with
+//! `PACKET_IGNORE_OUTGOING` so our own transmissions don't come back), and
+//! feeds frames to the [`Router`]. Impairment (delay, jitter, loss, rate)
+//! is applied on transmit with a seeded RNG; a pcap file per interface
+//! records what the gateway received and sent.
+//!
+//! The sockets are created by hand (libc) rather than through pnet's
+//! datalink layer because we need `PACKET_IGNORE_OUTGOING` and a bind with
+//! protocol 0 first (so no frame of another interface slips in before bind).
+
+use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
+    io,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant, SystemTime},
+};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde::Serialize;
+
+use super::router::{Counters, Output, Router};
+use crate::{
+    engine::{GatewayConfig, Impairment},
+    topology::Netns,
+};
+
+const ETH_P_ALL: u16 = 0x0003;
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const MAX_QUEUED: usize = 20_000;
+
+/// What a gateway did, for the scenario's artifacts.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimReport {
+    /// Gateway name.
+    pub name: String,
+    /// Counters.
+    pub counters: Counters,
+    /// Packet log (one line per decision worth telling).
+    pub log: Vec<String>,
+    /// pcap files written.
+    pub pcaps: Vec<PathBuf>,
+}
+
+/// A running sim gateway.
+#[derive(Debug)]
+pub struct SimGateway {
+    name: String,
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Counters>>,
+    thread: Option<JoinHandle<io::Result<SimReport>>>,
+}
+
+fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
+    let cname =
+        std::ffi::CString::new(ifname).map_err(|_| io::Error::other("bad interface name"))?;
+    // SAFETY: plain libc calls with valid arguments; the fd is owned at once.
+    unsafe {
+        let index = libc::if_nametoindex(cname.as_ptr());
+        if index == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no interface {ifname} in the gateway namespace"),
+            ));
+        }
+        let fd = libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        if libc::setsockopt(
+            fd.as_raw_fd(),
+            SOL_PACKET,
+            PACKET_IGNORE_OUTGOING,
+            &one as *const _ as *const libc::c_void,
+            4,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        let buf: libc::c_int = 4 << 20;
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &buf as *const _ as *const libc::c_void,
+            4,
+        );
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &buf as *const _ as *const libc::c_void,
+            4,
+        );
+        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = index as i32;
+        if libc::bind(
+            fd.as_raw_fd(),
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        ) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+struct Pcap {
+    writer: pcap_file::pcap::PcapWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Pcap {
+    fn create(path: &Path) -> io::Result<Pcap> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let writer =
+            pcap_file::pcap::PcapWriter::new(file).map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(Pcap { writer })
+    }
+
+    fn write(&mut self, frame: &[u8]) {
+        let ts = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let pkt = pcap_file::pcap::PcapPacket::new(ts, frame.len() as u32, frame);
+        let _ = self.writer.write_packet(&pkt);
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Queued {
+    due: Instant,
+    seq: u64,
+    iface: usize,
+    frame: Vec<u8>,
+}
+
+impl SimGateway {
+    /// Starts the gateway inside `ns`. Returns once its sockets are open.
+    pub fn start(
+        ns: Arc<Netns>,
+        cfg: GatewayConfig,
+        pcap_dir: Option<&Path>,
+    ) -> io::Result<SimGateway> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Mutex::new(Counters::default()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        let pcap_dir = pcap_dir.map(Path::to_owned);
+        let name = cfg.name.clone();
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let live = Arc::clone(&live);
+            std::thread::Builder::new()
+                .name(format!("sim-{}", cfg.name))
+                .spawn(move || run(ns, cfg, pcap_dir, stop, live, ready_tx))?
+        };
+        match ready_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => Ok(SimGateway {
+                name,
+                stop,
+                live,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "sim gateway did not start within 10 s",
+            )),
+        }
+    }
+
+    /// The gateway's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Counters as of the last publish (≤ 50 ms old).
+    pub fn counters(&self) -> Counters {
+        self.live.lock().unwrap().clone()
+    }
+
+    /// Stops the thread and returns the report.
+    pub fn stop(mut self) -> io::Result<SimReport> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .expect("running")
+            .join()
+            .map_err(|_| io::Error::other("sim gateway thread panicked"))?
+    }
+}
+
+impl Drop for SimGateway {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(
+    ns: Arc<Netns>,
+    cfg: GatewayConfig,
+    pcap_dir: Option<PathBuf>,
+    stop: Arc<AtomicBool>,
+    live: Arc<Mutex<Counters>>,
+    ready: std::sync::mpsc::Sender<io::Result<()>>,
+) -> io::Result<SimReport> {
+    let setup = || -> io::Result<(Vec<OwnedFd>, Vec<Option<Pcap>>, Vec<PathBuf>)> {
+        nix::sched::setns(
+            std::os::fd::AsFd::as_fd(ns.fd()),
+            nix::sched::CloneFlags::CLONE_NEWNET,
+        )?;
+        let mut socks = Vec::new();
+        let mut pcaps = Vec::new();
+        let mut paths = Vec::new();
+        for i in &cfg.ifaces {
+            socks.push(packet_socket(&i.name)?);
+            match &pcap_dir {
+                Some(d) => {
+                    let p = d.join(format!("{}-{}.pcap", cfg.name, i.name));
+                    pcaps.push(Some(Pcap::create(&p)?));
+                    paths.push(p);
+                }
+                None => pcaps.push(None),
+            }
+        }
+        Ok((socks, pcaps, paths))
+    };
+    let (socks, mut pcaps, pcap_paths) = match setup() {
+        Ok(s) => {
+            let _ = ready.send(Ok(()));
+            s
+        }
+        Err(e) => {
+            let _ = ready.send(Err(io::Error::new(
+                e.kind(),
+                format!("gateway {}: {e}", cfg.name),
+            )));
+            return Err(e);
+        }
+    };
+    let impair: Vec<Impairment> = cfg
+        .ifaces
+        .iter()
+        .map(|i| {
+            cfg.impairment
+                .iter()
+                .find(|(n, _)| n == &i.name)
+                .map(|(_, im)| *im)
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
+    let mut next_free: Vec<Instant> = vec![Instant::now(); socks.len()];
+    let mut queue: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let name = cfg.name.clone();
+    let mut router = Router::new(cfg, Instant::now());
+    let mut buf = vec![0u8; 65_536 + 64];
+    let mut outs: Vec<Output> = Vec::with_capacity(64);
+    let mut last_poll = Instant::now();
+    let mut last_publish = Instant::now();
+    let mut pfds: Vec<libc::pollfd> = socks
+        .iter()
+        .map(|s| libc::pollfd {
+            fd: s.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut extra_drops: std::collections::BTreeMap<String, u64> = Default::default();
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let timeout = queue.peek().map_or(50, |Reverse(q)| {
+            q.due.saturating_duration_since(now).as_millis().min(50) as i32
+        });
+        // SAFETY: pfds is a valid array of pollfd for the call's duration.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        for (i, pfd) in pfds.iter_mut().enumerate() {
+            if pfd.revents & libc::POLLIN == 0 {
+                continue;
+            }
+            pfd.revents = 0;
+            for _ in 0..256 {
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut sl = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+                // SAFETY: buf and sll are valid for writes of the given sizes.
+                let r = unsafe {
+                    libc::recvfrom(
+                        pfd.fd,
+                        buf.as_mut_ptr() as *mut libc::c_void,
+                        buf.len(),
+                        libc::MSG_TRUNC,
+                        &mut sll as *mut _ as *mut libc::sockaddr,
+                        &mut sl,
+                    )
+                };
+                if r < 0 {
+                    break; // EAGAIN: drained
+                }
+                let len = r as usize;
+                if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+                    continue;
+                }
+                if len > buf.len() {
+                    *extra_drops
+                        .entry("oversized frame (offloads on?)".into())
+                        .or_default() += 1;
+                    continue;
+                }
+                let frame = buf[..len].to_vec();
+                if let Some(p) = pcaps[i].as_mut() {
+                    p.write(&frame);
+                }
+                router.handle(i, frame, Instant::now(), &mut outs);
+            }
+        }
+        let now = Instant::now();
+        for o in outs.drain(..) {
+            let im = impair[o.iface];
+            if im.loss > 0.0 && rng.gen::<f64>() < im.loss {
+                *extra_drops.entry("impairment loss".into()).or_default() += 1;
+                continue;
+            }
+            let mut due = now;
+            if im.delay_ms > 0 || im.jitter_ms > 0 {
+                let jitter = if im.jitter_ms > 0 {
+                    rng.gen_range(0..=2 * im.jitter_ms) as i64 - im.jitter_ms as i64
+                } else {
+                    0
+                };
+                due += Duration::from_millis((im.delay_ms as i64 + jitter).max(0) as u64);
+            }
+            if im.rate_kbit > 0 {
+                let start = next_free[o.iface].max(now);
+                let tx_time = Duration::from_micros(o.frame.len() as u64 * 8 * 1000 / im.rate_kbit);
+                next_free[o.iface] = start + tx_time;
+                due = due.max(start + tx_time);
+            }
+            if due <= now {
+                send(&socks[o.iface], &o.frame, &mut extra_drops);
+                if let Some(p) = pcaps[o.iface].as_mut() {
+                    p.write(&o.frame);
+                }
+            } else if queue.len() < MAX_QUEUED {
+                seq += 1;
+                queue.push(Reverse(Queued {
+                    due,
+                    seq,
+                    iface: o.iface,
+                    frame: o.frame,
+                }));
+            } else {
+                *extra_drops
+                    .entry("impairment queue full".into())
+                    .or_default() += 1;
+            }
+        }
+        while queue.peek().is_some_and(|Reverse(q)| q.due <= now) {
+            let Reverse(q) = queue.pop().expect("peeked");
+            send(&socks[q.iface], &q.frame, &mut extra_drops);
+            if let Some(p) = pcaps[q.iface].as_mut() {
+                p.write(&q.frame);
+            }
+        }
+        if now.duration_since(last_poll) >= Duration::from_millis(500) {
+            router.poll(now);
+            last_poll = now;
+        }
+        if now.duration_since(last_publish) >= Duration::from_millis(20) {
+            *live.lock().unwrap() = merged(&router, &extra_drops);
+            last_publish = now;
+        }
+    }
+    let counters = merged(&router, &extra_drops);
+    *live.lock().unwrap() = counters.clone();
+    Ok(SimReport {
+        name,
+        counters,
+        log: router.log_lines().cloned().collect(),
+        pcaps: pcap_paths,
+    })
+}
+
+fn merged(router: &Router, extra: &std::collections::BTreeMap<String, u64>) -> Counters {
+    let mut c = router.counters.clone();
+    for (k, v) in extra {
+        *c.dropped.entry(k.clone()).or_default() += v;
+    }
+    c
+}
+
+fn send(sock: &OwnedFd, frame: &[u8], drops: &mut std::collections::BTreeMap<String, u64>) {
+    // SAFETY: frame is valid for reads of its length.
+    let r = unsafe {
+        libc::send(
+            sock.as_raw_fd(),
+            frame.as_ptr() as *const libc::c_void,
+            frame.len(),
+            0,
+        )
+    };
+    if r < 0 {
+        *drops
+            .entry(format!("send failed: {}", io::Error::last_os_error()))
+            .or_default() += 1;
+    }
+}
