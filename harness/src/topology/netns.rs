@@ -111,7 +111,7 @@ impl Netns {
             inode,
         };
         // Loopback up, so 127.0.0.1 works inside every host.
-        ns.run(|| crate::topology::link::loopback_up())??;
+        ns.run(crate::topology::link::loopback_up)??;
         Ok(ns)
     }
 

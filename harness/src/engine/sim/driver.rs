@@ -226,7 +226,8 @@ fn run(
     live: Arc<Mutex<Counters>>,
     ready: std::sync::mpsc::Sender<io::Result<()>>,
 ) -> io::Result<SimReport> {
-    let setup = || -> io::Result<(Vec<OwnedFd>, Vec<Option<Pcap>>, Vec<PathBuf>)> {
+    type Opened = (Vec<OwnedFd>, Vec<Option<Pcap>>, Vec<PathBuf>);
+    let setup = || -> io::Result<Opened> {
         nix::sched::setns(
             std::os::fd::AsFd::as_fd(ns.fd()),
             nix::sched::CloneFlags::CLONE_NEWNET,
@@ -326,7 +327,7 @@ fn run(
                     break; // EAGAIN: drained
                 }
                 let len = r as usize;
-                if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+                if sll.sll_pkttype == libc::PACKET_OUTGOING {
                     continue;
                 }
                 if len > buf.len() {
@@ -358,9 +359,9 @@ fn run(
                 };
                 due += Duration::from_millis((im.delay_ms as i64 + jitter).max(0) as u64);
             }
-            if im.rate_kbit > 0 {
+            if let Some(us) = (o.frame.len() as u64 * 8 * 1000).checked_div(im.rate_kbit) {
                 let start = next_free[o.iface].max(now);
-                let tx_time = Duration::from_micros(o.frame.len() as u64 * 8 * 1000 / im.rate_kbit);
+                let tx_time = Duration::from_micros(us);
                 next_free[o.iface] = start + tx_time;
                 due = due.max(start + tx_time);
             }
