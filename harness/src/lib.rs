@@ -8,8 +8,14 @@
 //! * [`actor`] — things that run inside hosts (the in-process reference server).
 //! * [`client`] — the built-in scripted FTP client with transcripts.
 //! * [`engine`] — gateway engines; [`engine::sim`] is the userspace NAT/firewall.
+//! * [`runner`] — runs scenarios: network, actors, steps, expectations, artifacts.
+//! * [`report`] — human, JSON and JUnit reports; the topology SVG.
+//! * [`scenario`] — scenario files: parse, validate, diagnostics with positions.
 //! * [`topology`] — namespaces, veths, bridges, routes; sockets and processes inside them.
 pub mod actor;
 pub mod client;
 pub mod engine;
+pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod topology;

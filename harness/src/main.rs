@@ -1,11 +1,25 @@
 //! `ftpnat` command line. Exit codes: 0 all passed, 1 a scenario failed,
 //! 2 invalid input or usage.
 
-use std::process::ExitCode;
+use std::{
+    io::IsTerminal,
+    path::PathBuf,
+    process::ExitCode,
+    time::Instant,
+};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use ftpnat::{
+    report::{self, Summary},
+    runner::{self, RunOptions, ScenarioResult},
+    scenario::{self, raw::EngineKind, Scenario},
+};
 
 /// Will FTP work through this NAT/firewall, and how well?
+///
+/// Scenario files describe a network (hosts, NAT gateways, firewalls), FTP
+/// servers and clients in it, and what must happen. `ftpnat run` builds each
+/// network in Linux network namespaces, runs it, and reports.
 #[derive(Parser, Debug)]
 #[command(version, about, propagate_version = true)]
 struct Cli {
@@ -13,10 +27,72 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum Engine {
+    Sim,
+    Kernel,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run scenarios (files or folders; default scenarios/conformance).
+    Run {
+        /// Scenario files or folders.
+        paths: Vec<PathBuf>,
+        /// Only scenarios whose name matches this regex.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Only scenarios with this tag (repeatable: any of them).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Scenarios run at once (default: number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run shard K of N (1-based), e.g. 2/4; every scenario lands in exactly one shard.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// Force every gateway onto this engine.
+        #[arg(long)]
+        engine: Option<Engine>,
+        /// Output format on stdout.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Also write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Keep per-scenario artifacts (transcripts, server logs, counters, pcaps, topology.svg) here.
+        #[arg(long, value_name = "DIR")]
+        artifacts: Option<PathBuf>,
+    },
+    /// List scenarios with their tags.
+    List {
+        /// Scenario files or folders.
+        paths: Vec<PathBuf>,
+    },
+    /// Validate scenario files without running them.
+    Check {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Draw a scenario's network as SVG.
+    Graph {
+        /// Scenario file.
+        file: PathBuf,
+        /// Output file.
+        #[arg(short, long, default_value = "topology.svg")]
+        output: PathBuf,
+    },
     /// Remove namespaces (and processes inside them) left by dead runs.
     Clean,
+    /// Print the JSON Schema of scenario files (for editor completion).
+    Schema,
     /// Developer helpers.
     #[command(hide = true)]
     Debug {
@@ -32,6 +108,58 @@ enum DebugCmd {
     Hold,
 }
 
+fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("scenarios/conformance")]
+    } else {
+        paths
+    }
+}
+
+/// Loads scenarios; prints every diagnostic; `Err` if any file is invalid.
+fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Scenario>, ExitCode> {
+    let files = match scenario::discover(&default_paths(paths)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Err(ExitCode::from(2));
+        }
+    };
+    if files.is_empty() {
+        eprintln!("error: no scenario files (*.toml) found");
+        return Err(ExitCode::from(2));
+    }
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for f in files {
+        match scenario::load(&f) {
+            Ok(s) => out.push(s),
+            Err(d) => {
+                bad += 1;
+                eprintln!("{}", d.pretty());
+            }
+        }
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for s in &out {
+        if let Some(prev) = names.insert(s.name.clone(), s.file.clone()) {
+            eprintln!("error: scenario name {:?} is used by both {} and {}", s.name, prev.display(), s.file.display());
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        eprintln!("error: {bad} invalid scenario file(s)");
+        return Err(ExitCode::from(2));
+    }
+    Ok(out)
+}
+
+fn parse_shard(s: &str) -> Option<(usize, usize)> {
+    let (k, n) = s.split_once('/')?;
+    let (k, n): (usize, usize) = (k.trim().parse().ok()?, n.trim().parse().ok()?);
+    (n >= 1 && (1..=n).contains(&k)).then_some((k, n))
+}
+
 fn main() -> ExitCode {
     // Before any thread exists: unprivileged users get a private user+net namespace.
     if let Err(e) = ftpnat::topology::rootless::enter_if_unprivileged() {
@@ -40,13 +168,125 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Run { paths, filter, tag, jobs, shard, engine, format, junit, artifacts } => {
+            let mut scenarios = match load_all(paths) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            if let Some(f) = filter {
+                let re = match regex::Regex::new(&f) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("error: --filter: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                scenarios.retain(|s| re.is_match(&s.name));
+            }
+            if !tag.is_empty() {
+                scenarios.retain(|s| s.tags.iter().any(|t| tag.contains(t)));
+            }
+            if let Some(sh) = shard {
+                let Some((k, n)) = parse_shard(&sh) else {
+                    eprintln!("error: --shard {sh:?}: expected K/N with 1 <= K <= N");
+                    return ExitCode::from(2);
+                };
+                scenarios.sort_by(|a, b| a.file.cmp(&b.file));
+                scenarios = scenarios.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, s)| s).collect();
+            }
+            if scenarios.is_empty() {
+                eprintln!("error: no scenario selected");
+                return ExitCode::from(2);
+            }
+            if let Ok(s) = ftpnat::topology::sweep() {
+                if !s.namespaces.is_empty() {
+                    eprintln!("swept {} namespace(s) left by dead runs", s.namespaces.len());
+                }
+            }
+            let opts = RunOptions {
+                artifacts,
+                engine: engine.map(|e| match e {
+                    Engine::Sim => EngineKind::Sim,
+                    Engine::Kernel => EngineKind::Kernel,
+                }),
+            };
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let human = matches!(format, Format::Human);
+            let bar = (human && std::io::stderr().is_terminal()).then(|| {
+                let b = indicatif::ProgressBar::new(scenarios.len() as u64);
+                b.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+                b
+            });
+            let t0 = Instant::now();
+            let on_done = |r: &ScenarioResult| {
+                if !human {
+                    return;
+                }
+                match &bar {
+                    Some(b) => {
+                        b.println(report::human_line(r));
+                        b.inc(1);
+                    }
+                    None => println!("{}", report::human_line(r)),
+                }
+            };
+            let results = runner::run_all(&scenarios, &opts, jobs, &on_done);
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let summary = Summary::of(&results, t0.elapsed().as_millis() as u64);
+            match format {
+                Format::Human => println!("{}", summary.line()),
+                Format::Json => println!("{}", report::json(&results, summary)),
+            }
+            if let Some(path) = junit {
+                if let Err(e) = std::fs::write(&path, report::junit(&results, summary)) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            }
+            if summary.failed + summary.errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Cmd::List { paths } => match load_all(paths) {
+            Ok(s) => {
+                for sc in s {
+                    println!("{:<44} [{}] {}", sc.name, sc.tags.join(","), sc.file.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(c) => c,
+        },
+        Cmd::Check { paths } => match load_all(paths) {
+            Ok(s) => {
+                println!("{} scenario file(s) valid", s.len());
+                ExitCode::SUCCESS
+            }
+            Err(c) => c,
+        },
+        Cmd::Graph { file, output } => match scenario::load(&file) {
+            Ok(sc) => match std::fs::write(&output, report::svg::topology_svg(&sc)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", output.display());
+                    ExitCode::from(2)
+                }
+            },
+            Err(d) => {
+                eprintln!("{}", d.pretty());
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Schema => {
+            println!("{}", scenario::json_schema());
+            ExitCode::SUCCESS
+        }
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
-                println!(
-                    "removed {} namespace(s), killed {} process(es)",
-                    s.namespaces.len(),
-                    s.processes.len()
-                );
+                println!("removed {} namespace(s), killed {} process(es)", s.namespaces.len(), s.processes.len());
                 for n in s.namespaces {
                     println!("  {n}");
                 }
@@ -57,33 +297,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Debug {
-            what: DebugCmd::Hold,
-        } => {
-            let topo = match ftpnat::topology::Topology::build(
-                &ftpnat::topology::TopologySpec::nat_example(),
-            ) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let dir = std::env::temp_dir();
-            let sleeper = topo.command("server", "sleep", &["3600"]).and_then(|c| {
-                ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix))
-            });
-            let _sleeper = match sleeper {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            println!("holding {}", topo.prefix);
-            let mut sink = String::new();
-            let _ = std::io::stdin().read_line(&mut sink);
-            ExitCode::SUCCESS
-        }
+        Cmd::Debug { what: DebugCmd::Hold } => hold(),
     }
+}
+
+fn hold() -> ExitCode {
+    let topo = match ftpnat::topology::Topology::build(&ftpnat::topology::TopologySpec::nat_example()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = std::env::temp_dir();
+    let sleeper = topo
+        .command("server", "sleep", &["3600"])
+        .and_then(|c| ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix)));
+    let _sleeper = match sleeper {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("holding {}", topo.prefix);
+    let mut sink = String::new();
+    let _ = std::io::stdin().read_line(&mut sink);
+    ExitCode::SUCCESS
 }

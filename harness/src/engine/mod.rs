@@ -37,7 +37,7 @@ pub struct IfaceConfig {
 }
 
 /// RFC 4787 mapping behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Behaviour {
     /// Same external port for every destination.
@@ -50,7 +50,7 @@ pub enum Behaviour {
 }
 
 /// External port choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PortChoice {
     /// Keep the internal port when free.
@@ -63,7 +63,7 @@ pub enum PortChoice {
 }
 
 /// What happens when the mapping table is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FullPolicy {
     /// Drop the packet that needed a new mapping.
@@ -74,7 +74,7 @@ pub enum FullPolicy {
 }
 
 /// Source NAT on the outside interface.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatConfig {
     /// Mapping behaviour.
@@ -124,7 +124,7 @@ impl Default for NatConfig {
 
 /// Mapping timeouts (RFC 5382: established ≥ 2 h 4 min, transitory ≥ 4 min;
 /// RFC 4787: UDP ≥ 2 min).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Timeouts {
     /// Established TCP, seconds.
@@ -180,7 +180,7 @@ impl Forward {
 }
 
 /// FTP application-level gateway modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AlgMode {
     /// No ALG.
@@ -199,7 +199,7 @@ pub enum AlgMode {
 }
 
 /// Firewall rule action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Let it through (and keep state).
@@ -211,7 +211,7 @@ pub enum Action {
 }
 
 /// Connection state seen by the firewall.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CtState {
     /// First packet of a flow.
@@ -225,7 +225,7 @@ pub enum CtState {
 }
 
 /// Direction of a flow through the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Arriving on an outside interface.
@@ -285,7 +285,7 @@ impl Default for Firewall {
 }
 
 /// Per-interface link impairment (sim engine).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Impairment {
     /// Added one-way delay, milliseconds.

@@ -1,0 +1,529 @@
+//! Running scenarios: build the network, start gateways and servers, execute
+//! the steps, check expectations, tear everything down, write artifacts.
+//!
+//! Each scenario runs on its own thread with its own current-thread runtime
+//! and its own topology prefix, so scenarios run in parallel without
+//! sharing anything but the machine. Every wait is bounded: replies and data
+//! connections by the step timeout, the whole scenario by its own.
+
+pub mod expect;
+pub mod topo;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use ftpnat_server::protocol::Reply;
+use serde::Serialize;
+
+use crate::{
+    actor::reference::ReferenceServer,
+    client::{FtpClient, Transcript, Transfer},
+    engine::sim::{Counters, SimGateway, SimReport},
+    scenario::{raw::EngineKind, raw::FileSpec, Action, Mode, Scenario, Step, Verb},
+    topology::Topology,
+};
+
+/// Options for a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Where artifacts go (`<dir>/<scenario>/…`); `None`: a temporary folder, removed.
+    pub artifacts: Option<PathBuf>,
+    /// Force every gateway onto this engine.
+    pub engine: Option<EngineKind>,
+}
+
+/// Outcome of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every expectation held.
+    Pass,
+    /// An expectation did not hold.
+    Fail,
+    /// The scenario could not be run (set-up failed).
+    Error,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// Step number in the file.
+    pub index: usize,
+    /// Line in the file.
+    pub line: usize,
+    /// Client acting ("" for checks).
+    pub client: String,
+    /// What the step did.
+    pub action: String,
+    /// pass / fail.
+    pub status: Status,
+    /// Milliseconds.
+    pub duration_ms: u64,
+    /// What was seen.
+    pub seen: String,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+/// A scenario's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// Name.
+    pub name: String,
+    /// File.
+    pub file: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Status.
+    pub status: Status,
+    /// Total milliseconds.
+    pub duration_ms: u64,
+    /// Milliseconds to build the network and start actors.
+    pub setup_ms: u64,
+    /// Milliseconds to tear down.
+    pub teardown_ms: u64,
+    /// Steps run.
+    pub steps: Vec<StepResult>,
+    /// First failure, with the transcript tail.
+    pub failure: Option<String>,
+    /// Gateway counters by gateway.
+    #[serde(skip)]
+    pub gateways: BTreeMap<String, Counters>,
+    /// Transcripts by client.
+    #[serde(skip)]
+    pub transcripts: BTreeMap<String, String>,
+}
+
+struct ClientState {
+    host: String,
+    ftp: Option<FtpClient>,
+    transcript: Transcript,
+}
+
+/// What a step observed.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Last reply.
+    pub reply: Option<Reply>,
+    /// Transfer result.
+    pub transfer: Option<Transfer>,
+    /// Passive address announced most recently by the server to this client.
+    pub passive: Option<SocketAddr>,
+    /// Server log text (check/wait_log).
+    pub log: Option<String>,
+    /// Gateway counters (check).
+    pub counters: Option<Counters>,
+    /// Open ports (scan).
+    pub open: Option<BTreeSet<u16>>,
+    /// How long the step took.
+    pub elapsed: Duration,
+    /// An error of the client itself (e.g. control connection refused).
+    pub error: Option<String>,
+}
+
+impl Seen {
+    fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = &self.reply {
+            parts.push(format!("{} {}", r.code, r.lines.last().cloned().unwrap_or_default()));
+        }
+        if let Some(t) = &self.transfer {
+            parts.push(format!("data {:?} {} bytes via {}", t.outcome, t.bytes, t.data_peer.map_or("-".into(), |p| p.to_string())));
+        }
+        if let Some(o) = &self.open {
+            parts.push(format!("open {:?}", o));
+        }
+        if let Some(e) = &self.error {
+            parts.push(format!("error: {e}"));
+        }
+        parts.join("; ")
+    }
+}
+
+struct Env<'a> {
+    sc: &'a Scenario,
+    topo: &'a Topology,
+    servers: HashMap<String, ReferenceServer>,
+    gateways: HashMap<String, SimGateway>,
+}
+
+/// Runs one scenario to completion.
+pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
+    let t0 = Instant::now();
+    let mut result = ScenarioResult {
+        name: sc.name.clone(),
+        file: sc.file.display().to_string(),
+        tags: sc.tags.clone(),
+        status: Status::Pass,
+        duration_ms: 0,
+        setup_ms: 0,
+        teardown_ms: 0,
+        steps: vec![],
+        failure: None,
+        gateways: BTreeMap::new(),
+        transcripts: BTreeMap::new(),
+    };
+    let tmp;
+    let dir: PathBuf = match &opts.artifacts {
+        Some(a) => a.join(sanitize(&sc.name)),
+        None => {
+            tmp = tempfile::tempdir();
+            match &tmp {
+                Ok(t) => t.path().to_owned(),
+                Err(e) => return error(result, t0, format!("cannot create a temporary folder: {e}")),
+            }
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        return error(result, t0, format!("cannot create {}: {e}", dir.display()));
+    }
+    let mut sc = sc.clone();
+    if let Some(engine) = opts.engine {
+        for g in &mut sc.gateways {
+            g.engine = engine;
+        }
+    }
+    let spec = topo::topology_spec(&sc);
+    let _ = std::fs::write(dir.join("topology.svg"), crate::report::svg::topology_svg(&sc));
+    let topo = match Topology::build(&spec) {
+        Ok(t) => t,
+        Err(e) => return error(result, t0, format!("building the network: {e}")),
+    };
+    let mut env = Env { sc: &sc, topo: &topo, servers: HashMap::new(), gateways: HashMap::new() };
+    if let Err(e) = start_actors(&mut env, &dir) {
+        return error(result, t0, e);
+    }
+    result.setup_ms = t0.elapsed().as_millis() as u64;
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return error(result, t0, format!("runtime: {e}")),
+    };
+    let mut clients: HashMap<String, ClientState> = HashMap::new();
+    let deadline = t0 + sc.timeout;
+    for step in &sc.steps {
+        if Instant::now() >= deadline {
+            result.status = Status::Fail;
+            result.failure = Some(format!("scenario timeout of {:?} reached before step {}", sc.timeout, step.index));
+            break;
+        }
+        let results = rt.block_on(run_step(&env, &mut clients, step, deadline));
+        let failed = results.iter().find(|r| r.status != Status::Pass).cloned();
+        result.steps.extend(results);
+        if let Some(f) = failed {
+            result.status = Status::Fail;
+            let tail = clients.get(&f.client).map(|c| tail(&c.transcript.render(true), 12)).unwrap_or_default();
+            result.failure = Some(format!(
+                "step {} (line {}) {}: {}\n  seen: {}{}",
+                f.index,
+                f.line,
+                f.action,
+                f.failure.clone().unwrap_or_default(),
+                f.seen,
+                if tail.is_empty() { String::new() } else { format!("\n  transcript tail:\n{tail}") }
+            ));
+            break;
+        }
+    }
+    let t_down = Instant::now();
+    for (name, c) in clients {
+        result.transcripts.insert(name.clone(), c.transcript.render(true));
+        let _ = std::fs::write(dir.join(format!("{}.transcript.txt", sanitize(&name))), c.transcript.render(true));
+        drop(c.ftp);
+    }
+    drop(rt);
+    for (_, mut s) in env.servers.drain() {
+        s.stop();
+    }
+    for (name, g) in env.gateways.drain() {
+        if let Ok(report) = g.stop() {
+            write_gateway_report(&dir, &report);
+            result.gateways.insert(name, report.counters);
+        }
+    }
+    drop(topo);
+    result.teardown_ms = t_down.elapsed().as_millis() as u64;
+    result.duration_ms = t0.elapsed().as_millis() as u64;
+    result
+}
+
+fn write_gateway_report(dir: &Path, r: &SimReport) {
+    if let Ok(j) = serde_json::to_string_pretty(&r.counters) {
+        let _ = std::fs::write(dir.join(format!("{}.counters.json", r.name)), j);
+    }
+    let _ = std::fs::write(dir.join(format!("{}.packets.log", r.name)), r.log.join("\n") + "\n");
+}
+
+fn error(mut r: ScenarioResult, t0: Instant, msg: String) -> ScenarioResult {
+    r.status = Status::Error;
+    r.failure = Some(msg);
+    r.duration_ms = t0.elapsed().as_millis() as u64;
+    r
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("    {l}\n")).collect()
+}
+
+/// File-name-safe version of a scenario or client name.
+pub fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+}
+
+/// Deterministic content of a generated file.
+pub fn generated_bytes(size: u64, seed: u64) -> Vec<u8> {
+    use rand::{RngCore, SeedableRng};
+    let mut v = vec![0u8; size as usize];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
+    v
+}
+
+fn start_actors(env: &mut Env<'_>, dir: &Path) -> Result<(), String> {
+    for g in &env.sc.gateways {
+        match g.engine {
+            EngineKind::Sim => {
+                let gw = SimGateway::start(Arc::clone(env.topo.ns(&g.config.name)), g.config.clone(), Some(dir))
+                    .map_err(|e| format!("starting gateway {}: {e}", g.config.name))?;
+                env.gateways.insert(g.config.name.clone(), gw);
+            }
+            EngineKind::Kernel => {
+                return Err(format!(
+                    "gateway {}: the kernel engine is not available in this version (use engine = \"sim\")",
+                    g.config.name
+                ))
+            }
+        }
+    }
+    for h in &env.sc.hosts {
+        let Some(server) = &h.server else { continue };
+        let root = dir.join(format!("{}-root", sanitize(&h.name)));
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        for (name, spec) in &h.files {
+            let path = root.join(name.trim_start_matches('/'));
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
+            }
+            let bytes = match spec {
+                FileSpec::Text(t) => t.clone().into_bytes(),
+                FileSpec::Generated { size, seed } => generated_bytes(*size, *seed),
+            };
+            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        let mut raw = server.config.clone();
+        raw.root.get_or_insert(root);
+        raw.listen.get_or_insert_with(|| vec!["0.0.0.0:21".into()]);
+        // Names resolve through this host's own view only: never a real DNS query.
+        let table = h.hosts.clone();
+        let resolver = move |name: &str| -> std::io::Result<Vec<IpAddr>> {
+            table.get(name).map(|ip| vec![*ip]).ok_or_else(|| std::io::Error::other(format!("{name} is not in this host's `hosts` table")))
+        };
+        let config = ftpnat_server::config::Config::resolve(raw, &env.sc.file, &resolver).map_err(|e| format!("server on {}: {e}", h.name))?;
+        let log = dir.join(format!("{}-server.log", sanitize(&h.name)));
+        let s = ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log).map_err(|e| format!("server on {}: {e}", h.name))?;
+        env.servers.insert(h.name.clone(), s);
+    }
+    Ok(())
+}
+
+fn action_label(a: &Action) -> String {
+    match a {
+        Action::Connect { host, addr } => format!("connect {addr} from {host}"),
+        Action::Login { user, .. } => format!("login {user}"),
+        Action::Send(l) => format!("send {l:?}"),
+        Action::Transfer { verb, path, mode, .. } => format!("{verb:?} {path} ({mode:?})").to_lowercase(),
+        Action::Quit => "quit".into(),
+        Action::WaitLog { target, regex } => format!("wait for {target} log /{regex}/"),
+        Action::Check { target } => format!("check {target}"),
+        Action::Scan { from, target, ports } => format!("scan {target} ({} ports) from {from}", ports.len()),
+        Action::Parallel(v) => format!("parallel ({} steps)", v.len()),
+    }
+}
+
+async fn run_step(env: &Env<'_>, clients: &mut HashMap<String, ClientState>, step: &Step, deadline: Instant) -> Vec<StepResult> {
+    if let Action::Parallel(inner) = &step.action {
+        // Each inner step owns its client for the duration.
+        let mut owned = Vec::new();
+        for s in inner {
+            let c = clients.remove(&s.client);
+            owned.push((s, c));
+        }
+        let futs = owned.into_iter().map(|(s, mut c)| async move {
+            let r = run_one(env, &mut c, s, deadline).await;
+            (s.client.clone(), c, r)
+        });
+        let done = futures::future::join_all(futs).await;
+        let mut out = Vec::new();
+        for (name, c, r) in done {
+            if let Some(c) = c {
+                clients.insert(name, c);
+            }
+            out.push(r);
+        }
+        return out;
+    }
+    let mut c = clients.remove(&step.client);
+    let r = run_one(env, &mut c, step, deadline).await;
+    if let Some(c) = c {
+        clients.insert(step.client.clone(), c);
+    }
+    vec![r]
+}
+
+async fn run_one(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step, deadline: Instant) -> StepResult {
+    let t0 = Instant::now();
+    let bound = deadline.saturating_duration_since(Instant::now());
+    let seen = match tokio::time::timeout(bound, act(env, client, step)).await {
+        Ok(s) => s,
+        Err(_) => Seen { error: Some("scenario timeout reached during this step".into()), ..Default::default() },
+    };
+    let mut seen = seen;
+    seen.elapsed = t0.elapsed();
+    let verdict = expect::check(&step.expect, &seen, &step.action);
+    StepResult {
+        index: step.index,
+        line: step.line,
+        client: step.client.clone(),
+        action: action_label(&step.action),
+        status: if verdict.is_ok() { Status::Pass } else { Status::Fail },
+        duration_ms: seen.elapsed.as_millis() as u64,
+        seen: seen.summary(),
+        failure: verdict.err(),
+    }
+}
+
+async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Seen {
+    let mut seen = Seen::default();
+    match &step.action {
+        Action::Connect { host, addr } => {
+            let transcript = client.as_ref().map(|c| c.transcript.clone()).unwrap_or_default();
+            match FtpClient::connect(env.topo.sockets(host), *addr, step.timeout, transcript.clone()).await {
+                Ok((ftp, banner)) => {
+                    seen.reply = Some(banner);
+                    *client = Some(ClientState { host: host.clone(), ftp: Some(ftp), transcript });
+                }
+                Err(e) => {
+                    seen.error = Some(e.to_string());
+                    *client = Some(ClientState { host: host.clone(), ftp: None, transcript });
+                }
+            }
+        }
+        Action::WaitLog { target, regex } => {
+            let srv = &env.servers[target];
+            let until = Instant::now() + step.timeout;
+            loop {
+                let log = srv.log();
+                if log.lines().any(|l| regex.is_match(l)) || Instant::now() >= until {
+                    if !log.lines().any(|l| regex.is_match(l)) {
+                        seen.error = Some(format!("no log line matched /{regex}/ within {:?}", step.timeout));
+                    }
+                    seen.log = Some(log);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Action::Check { target } => {
+            if let Some(s) = env.servers.get(target) {
+                seen.log = Some(s.log());
+            } else if let Some(g) = env.gateways.get(target) {
+                // Counters publish every 20 ms: wait one period so they include the last step.
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                seen.counters = Some(g.counters());
+            }
+        }
+        Action::Scan { from, target, ports } => {
+            seen.open = Some(scan(env.topo.sockets(from), *target, ports).await);
+        }
+        Action::Parallel(_) => unreachable!("handled by run_step"),
+        _ => {
+            let Some(c) = client.as_mut() else {
+                seen.error = Some(format!("client {:?} is not connected", step.client));
+                return seen;
+            };
+            let Some(ftp) = c.ftp.as_mut() else {
+                seen.error = Some(format!("client {:?} has no control connection", step.client));
+                return seen;
+            };
+            ftp.timeout = step.timeout;
+            let r = match &step.action {
+                Action::Login { user, pass } => ftp.login(user, pass).await.map(|r| seen.reply = Some(r)),
+                Action::Send(line) => ftp.cmd(line).await.map(|r| seen.reply = Some(r)),
+                Action::Quit => ftp.cmd("QUIT").await.map(|r| seen.reply = Some(r)),
+                Action::Transfer { verb, path, mode, size } => {
+                    let cmd = match verb {
+                        Verb::Retr => format!("RETR {path}"),
+                        Verb::Stor => format!("STOR {path}"),
+                        Verb::List if path.is_empty() => "LIST".into(),
+                        Verb::List => format!("LIST {path}"),
+                        Verb::Nlst if path.is_empty() => "NLST".into(),
+                        Verb::Nlst => format!("NLST {path}"),
+                    };
+                    let upload = (*verb == Verb::Stor).then(|| generated_bytes(*size, 7));
+                    let res = match mode {
+                        Mode::Fresh(m) => ftp.transfer(*m, &cmd, upload.as_deref()).await,
+                        Mode::Pending => ftp.transfer_pending(&cmd, upload.as_deref()).await,
+                    };
+                    res.map(|t| {
+                        seen.reply = t.final_reply.clone();
+                        seen.transfer = Some(t);
+                    })
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                seen.error = Some(e.to_string());
+            }
+            seen.passive = ftp.last_passive;
+            if matches!(step.action, Action::Quit) {
+                c.ftp = None;
+            }
+            let _ = &c.host;
+        }
+    }
+    seen
+}
+
+/// TCP connect scan: open (connected), closed (refused) or filtered
+/// (no answer within 500 ms); returns the open ports. At most 128 probes
+/// are in flight at once.
+pub async fn scan(sockets: Arc<crate::topology::NsSockets>, target: IpAddr, ports: &[u16]) -> BTreeSet<u16> {
+    use crate::client::SocketFactory;
+    use futures::StreamExt;
+    let probes = futures::stream::iter(ports.iter().copied().map(|p| {
+        let sockets = Arc::clone(&sockets);
+        async move {
+            let addr = SocketAddr::new(target, p);
+            let Ok(sock) = sockets.tcp_socket(addr) else { return None };
+            match tokio::time::timeout(Duration::from_millis(500), sock.connect(addr)).await {
+                Ok(Ok(_)) => Some(p),
+                _ => None,
+            }
+        }
+    }))
+    .buffer_unordered(128);
+    probes.filter_map(|x| async move { x }).collect::<BTreeSet<u16>>().await
+}
+
+/// Runs scenarios on `jobs` threads; results in input order.
+pub fn run_all(scenarios: &[Scenario], opts: &RunOptions, jobs: usize, on_done: &(dyn Fn(&ScenarioResult) + Sync)) -> Vec<ScenarioResult> {
+    let jobs = jobs.max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<ScenarioResult>>> = scenarios.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(scenarios.len()) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(sc) = scenarios.get(i) else { break };
+                let r = run_scenario(sc, opts);
+                on_done(&r);
+                *results[i].lock().unwrap() = Some(r);
+            });
+        }
+    });
+    results.into_iter().map(|m| m.into_inner().unwrap().expect("every scenario ran")).collect()
+}

@@ -1,0 +1,727 @@
+//! Raw scenario → validated [`Scenario`]. Every error names the file, line
+//! and column and says what was expected.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    ops::Range,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use ipnet::{IpNet, Ipv4Net};
+use regex::Regex;
+
+use super::raw::*;
+use crate::{
+    client::DataOutcome,
+    engine::{Firewall, Forward, GatewayConfig, IfaceConfig, Rule, Side},
+};
+
+/// A scenario problem with its position.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct Diagnostic {
+    /// File.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// Byte span in the source.
+    pub span: Range<usize>,
+    /// The source text (for pretty rendering).
+    pub source_text: String,
+}
+
+impl Diagnostic {
+    /// A diagnostic at `span` of `text`.
+    pub fn at(file: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = ftpnat_server::config::line_col(text, span.start);
+        Diagnostic { file: file.to_owned(), line, column, message: message.into(), span, source_text: text.to_string() }
+    }
+
+    /// Rendered with the offending source line underlined (miette).
+    pub fn pretty(&self) -> String {
+        let src = miette::NamedSource::new(self.file.display().to_string(), self.source_text.clone());
+        let len = self.span.end.saturating_sub(self.span.start).max(1);
+        let report = miette::miette!(
+            labels = vec![miette::LabeledSpan::at(self.span.start..self.span.start + len, "here")],
+            "{}",
+            self.message
+        )
+        .with_source_code(src);
+        let mut out = String::new();
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        if handler.render_report(&mut out, report.as_ref()).is_err() {
+            return self.to_string();
+        }
+        format!("{}:{}:{}:\n{out}", self.file.display(), self.line, self.column)
+    }
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Source file.
+    pub file: PathBuf,
+    /// Whole-scenario bound.
+    pub timeout: Duration,
+    /// Gateways.
+    pub gateways: Vec<GatewaySpec>,
+    /// Hosts.
+    pub hosts: Vec<HostSpec>,
+    /// Steps.
+    pub steps: Vec<Step>,
+}
+
+/// A gateway.
+#[derive(Debug, Clone)]
+pub struct GatewaySpec {
+    /// Engine.
+    pub engine: EngineKind,
+    /// The engine-neutral model (interfaces `lan0` inside, `wan0` outside).
+    pub config: GatewayConfig,
+}
+
+/// A host.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    /// Name.
+    pub name: String,
+    /// Addresses on `eth0`.
+    pub addrs: Vec<IpNet>,
+    /// Default route: gateway name and next hop.
+    pub default_via: Option<(String, Ipv4Addr)>,
+    /// Name → address as seen from this host.
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// Files of the served tree.
+    pub files: BTreeMap<String, FileSpec>,
+    /// Server actor.
+    pub server: Option<ServerSpec>,
+}
+
+/// A server actor.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    /// The reference server's configuration (root/listen filled in by the runner).
+    pub config: ftpnat_server::config::RawConfig,
+}
+
+/// Data-connection choice for transfers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A fresh PASV/EPSV/PORT/EPRT.
+    Fresh(crate::client::DataMode),
+    /// The last 227/229 already received.
+    Pending,
+}
+
+/// Transfer verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    /// RETR
+    Retr,
+    /// STOR
+    Stor,
+    /// LIST
+    List,
+    /// NLST
+    Nlst,
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Open a control connection from `host`.
+    Connect {
+        /// Host the client runs on.
+        host: String,
+        /// Server address.
+        addr: SocketAddr,
+    },
+    /// USER/PASS.
+    Login {
+        /// User.
+        user: String,
+        /// Password.
+        pass: String,
+    },
+    /// A raw command.
+    Send(String),
+    /// A transfer.
+    Transfer {
+        /// Verb.
+        verb: Verb,
+        /// Path argument.
+        path: String,
+        /// Data connection.
+        mode: Mode,
+        /// Upload size.
+        size: u64,
+    },
+    /// QUIT.
+    Quit,
+    /// Wait for a log line of `target`'s server.
+    WaitLog {
+        /// Host with a server.
+        target: String,
+        /// Pattern.
+        regex: Regex,
+    },
+    /// Check a server log or gateway counters.
+    Check {
+        /// Host or gateway.
+        target: String,
+    },
+    /// Connect scan.
+    Scan {
+        /// From host.
+        from: String,
+        /// Address.
+        target: IpAddr,
+        /// Ports.
+        ports: Vec<u16>,
+    },
+    /// Concurrent steps.
+    Parallel(Vec<Step>),
+}
+
+/// Comparison in a counter expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// ==
+    Eq,
+    /// >=
+    Ge,
+    /// <=
+    Le,
+    /// >
+    Gt,
+    /// <
+    Lt,
+}
+
+impl Cmp {
+    /// Applies the comparison.
+    pub fn holds(self, seen: u64, want: u64) -> bool {
+        match self {
+            Cmp::Eq => seen == want,
+            Cmp::Ge => seen >= want,
+            Cmp::Le => seen <= want,
+            Cmp::Gt => seen > want,
+            Cmp::Lt => seen < want,
+        }
+    }
+
+    /// Symbol.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Cmp::Eq => "==",
+            Cmp::Ge => ">=",
+            Cmp::Le => "<=",
+            Cmp::Gt => ">",
+            Cmp::Lt => "<",
+        }
+    }
+}
+
+/// Expected data-connection outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferExpect {
+    /// Exactly this outcome.
+    Is(DataOutcome),
+    /// Anything but ok.
+    Failed,
+}
+
+/// Validated expectations.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Reply code.
+    pub code: Option<u16>,
+    /// Reply text.
+    pub text: Option<Regex>,
+    /// 227 address.
+    pub pasv_addr: Option<Ipv4Addr>,
+    /// 227 address public?
+    pub pasv_public: Option<bool>,
+    /// 227 address in.
+    pub pasv_in: Option<Ipv4Net>,
+    /// Port in range.
+    pub port_in: Option<(u16, u16)>,
+    /// Port outside range.
+    pub port_not_in: Option<(u16, u16)>,
+    /// Transfer outcome.
+    pub transfer: Option<TransferExpect>,
+    /// Time bound.
+    pub within: Option<Duration>,
+    /// Digest.
+    pub sha256: Option<String>,
+    /// Bytes.
+    pub bytes: Option<u64>,
+    /// Log pattern.
+    pub log: Option<Regex>,
+    /// Log count.
+    pub log_count: Option<usize>,
+    /// Counter checks.
+    pub counters: Vec<(String, Cmp, u64)>,
+    /// Scan result.
+    pub open: Option<BTreeSet<u16>>,
+}
+
+/// A step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 1-based position in the file (nested: position of the parent).
+    pub index: usize,
+    /// Line in the file.
+    pub line: usize,
+    /// Client session name ("" for check/scan/wait).
+    pub client: String,
+    /// Action.
+    pub action: Action,
+    /// Expectations.
+    pub expect: Expect,
+    /// Per-reply bound.
+    pub timeout: Duration,
+}
+
+/// Default per-reply bound.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default scenario bound.
+pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Parses "21", "60000-60010", "1-1024,60000-60010" into inclusive ranges.
+pub fn parse_ports(s: &str) -> Result<Vec<(u16, u16)>, String> {
+    s.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let lo: u16 = a.trim().parse().map_err(|_| format!("{part:?} is not a port or range like \"60000-60010\""))?;
+            let hi: u16 = b.trim().parse().map_err(|_| format!("{part:?} is not a port or range like \"60000-60010\""))?;
+            if lo == 0 || lo > hi {
+                return Err(format!("{part:?}: ports run from 1 to 65535, low before high"));
+            }
+            Ok((lo, hi))
+        })
+        .collect()
+}
+
+fn proto_num(p: Option<&str>) -> Result<u8, String> {
+    match p.unwrap_or("tcp") {
+        "tcp" => Ok(6),
+        "udp" => Ok(17),
+        "icmp" => Ok(1),
+        other => Err(format!("protocol {other:?}: expected \"tcp\", \"udp\" or \"icmp\"")),
+    }
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(self.file, self.text, span, msg)
+    }
+
+    /// Span of the first occurrence of `needle` after `from` (for values
+    /// without a Spanned wrapper).
+    fn find(&self, needle: &str, from: usize) -> Range<usize> {
+        match self.text.get(from..).and_then(|t| t.find(needle)) {
+            Some(p) => from + p..from + p + needle.len(),
+            None => from..from,
+        }
+    }
+}
+
+/// Parses and validates scenario text.
+pub fn parse(text: &str, file: &Path) -> Result<Scenario, Diagnostic> {
+    let cx = Ctx { file, text };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(span, e.message().to_string())
+    })?;
+    resolve(raw, &cx)
+}
+
+/// Reads, parses and validates a scenario file.
+pub fn load(file: &Path) -> Result<Scenario, Diagnostic> {
+    let text = std::fs::read_to_string(file).map_err(|e| Diagnostic {
+        file: file.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+        span: 0..0,
+        source_text: String::new(),
+    })?;
+    parse(&text, file)
+}
+
+fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
+    if raw.name.trim().is_empty() {
+        return Err(cx.err(cx.find("name", 0), "`name` must not be empty"));
+    }
+    let mut names = BTreeSet::new();
+    let mut gateways = Vec::new();
+    for (gi, g) in raw.gateway.iter().enumerate() {
+        if !names.insert(g.name.clone()) {
+            return Err(cx.err(cx.find(&format!("\"{}\"", g.name), 0), format!("name {:?} is used twice", g.name)));
+        }
+        let net = |s: &toml::Spanned<String>| -> Result<Ipv4Net, Diagnostic> {
+            s.get_ref().parse::<Ipv4Net>().map_err(|_| cx.err(s.span(), format!("{:?} is not an IPv4 address/prefix like \"192.168.1.1/24\"", s.get_ref())))
+        };
+        let lan = net(&g.lan)?;
+        let wan = net(&g.wan)?;
+        if lan.trunc() == wan.trunc() {
+            return Err(cx.err(g.wan.span(), "lan and wan must be different networks"));
+        }
+        let mac = |i: u8| [0x02, 0xfe, gi as u8, 0, 0, i];
+        let mtu = g.mtu.unwrap_or(1500);
+        let mut forwards = Vec::new();
+        for f in &g.forward {
+            let proto = proto_num(f.proto.as_deref()).map_err(|m| cx.err(f.ports.span(), m))?;
+            let ranges = parse_ports(f.ports.get_ref()).map_err(|m| cx.err(f.ports.span(), m))?;
+            let to = f.to.get_ref();
+            let host = raw.host.iter().find(|h| &h.name == to).ok_or_else(|| cx.err(f.to.span(), format!("forward target {to:?} is not a host of this scenario")))?;
+            let to_ip = match host.addr.get_ref().parse::<IpNet>() {
+                Ok(IpNet::V4(n)) if lan.contains(&n.addr()) => n.addr(),
+                _ => return Err(cx.err(f.to.span(), format!("forward target {to:?} must have an IPv4 address inside {lan}"))),
+            };
+            for (lo, hi) in ranges {
+                forwards.push(Forward { proto, ports: (lo, hi), to: to_ip, to_port: f.to_port.unwrap_or(lo) });
+            }
+        }
+        let firewall = match &g.firewall {
+            None => Firewall::default(),
+            Some(fw) => {
+                let mut rules = Vec::new();
+                for r in &fw.rule {
+                    let here = cx.find("[[gateway.firewall.rule]]", 0);
+                    let bad = |m: String| cx.err(here.clone(), m);
+                    let range = |s: &Option<String>| -> Result<Option<(u16, u16)>, Diagnostic> {
+                        s.as_deref()
+                            .map(|s| parse_ports(s).map_err(&bad).and_then(|v| if v.len() == 1 { Ok(v[0]) } else { Err(bad(format!("{s:?}: one range per rule"))) }))
+                            .transpose()
+                    };
+                    let cidr = |s: &Option<String>| -> Result<Option<Ipv4Net>, Diagnostic> {
+                        s.as_deref().map(|s| s.parse::<Ipv4Net>().or_else(|_| s.parse::<Ipv4Addr>().map(Ipv4Net::from)).map_err(|_| bad(format!("{s:?} is not an IPv4 CIDR")))).transpose()
+                    };
+                    let syn_only = match r.flags.as_deref() {
+                        None => false,
+                        Some("syn") | Some("S") => true,
+                        Some(o) => return Err(bad(format!("flags {o:?}: only \"syn\" (SYN without ACK) is supported"))),
+                    };
+                    rules.push(Rule {
+                        action: Some(r.action),
+                        direction: r.direction,
+                        proto: r.proto.as_deref().map(|p| proto_num(Some(p))).transpose().map_err(&bad)?,
+                        src: cidr(&r.src)?,
+                        dst: cidr(&r.dst)?,
+                        sport: range(&r.sport)?,
+                        dport: range(&r.dport)?,
+                        syn_only,
+                        state: r.state.clone(),
+                        comment: r.comment.clone(),
+                    });
+                }
+                Firewall {
+                    rules,
+                    policy_in: fw.policy_in.unwrap_or(crate::engine::Action::Accept),
+                    policy_out: fw.policy_out.unwrap_or(crate::engine::Action::Accept),
+                    stateful: fw.stateful.unwrap_or(true),
+                }
+            }
+        };
+        let mut impairment = Vec::new();
+        for (side, im) in &g.impair {
+            let ifname = match side.as_str() {
+                "lan" => "lan0",
+                "wan" => "wan0",
+                other => return Err(cx.err(cx.find(other, 0), format!("impair.{other}: expected impair.lan or impair.wan"))),
+            };
+            if !(0.0..=1.0).contains(&im.loss) {
+                return Err(cx.err(cx.find("loss", 0), "loss is a probability from 0 to 1"));
+            }
+            impairment.push((ifname.to_string(), *im));
+        }
+        let masquerade = g.masquerade.unwrap_or(true);
+        let config = GatewayConfig {
+            name: g.name.clone(),
+            ifaces: vec![
+                IfaceConfig { name: "lan0".into(), addr: lan, side: Side::Inside, mac: mac(1), mtu },
+                IfaceConfig { name: "wan0".into(), addr: wan, side: Side::Outside, mac: mac(2), mtu },
+            ],
+            nat: masquerade.then(|| g.nat.clone().unwrap_or_default()),
+            forwards,
+            firewall,
+            alg: g.alg.unwrap_or_default(),
+            alg_ports: g.alg_ports.clone().unwrap_or_else(|| vec![21]),
+            impairment,
+            reject_unsolicited: g.reject_unsolicited,
+            seed: 0x5eed_0000 + gi as u64,
+        };
+        gateways.push(GatewaySpec { engine: g.engine.unwrap_or(EngineKind::Sim), config });
+    }
+    let mut hosts = Vec::new();
+    for h in &raw.host {
+        if !names.insert(h.name.clone()) {
+            return Err(cx.err(cx.find(&format!("\"{}\"", h.name), 0), format!("name {:?} is used twice", h.name)));
+        }
+        let mut addrs = vec![h.addr.get_ref().parse::<IpNet>().map_err(|_| cx.err(h.addr.span(), format!("{:?} is not an address/prefix like \"192.168.1.2/24\"", h.addr.get_ref())))?];
+        for a in &h.addrs {
+            addrs.push(a.parse().map_err(|_| cx.err(cx.find(a, 0), format!("{a:?} is not an address/prefix")))?);
+        }
+        let v4 = addrs.iter().find_map(|a| match a {
+            IpNet::V4(n) => Some(n.addr()),
+            _ => None,
+        });
+        let default_via = match &h.gateway {
+            Some(gname) => {
+                let g = gateways.iter().find(|g| &g.config.name == gname.get_ref()).ok_or_else(|| cx.err(gname.span(), format!("gateway {:?} is not defined in this scenario", gname.get_ref())))?;
+                let ip = v4.ok_or_else(|| cx.err(gname.span(), "a host routed via a gateway needs an IPv4 address"))?;
+                let iface = g.config.ifaces.iter().find(|i| i.addr.contains(&ip)).ok_or_else(|| cx.err(gname.span(), format!("{ip} is on neither network of gateway {:?}", g.config.name)))?;
+                Some((g.config.name.clone(), iface.addr.addr()))
+            }
+            None => v4.and_then(|ip| {
+                gateways.iter().find_map(|g| {
+                    let lan = &g.config.ifaces[0];
+                    lan.addr.contains(&ip).then(|| (g.config.name.clone(), lan.addr.addr()))
+                })
+            }),
+        };
+        let server = match &h.server {
+            None => None,
+            Some(s) => {
+                if s.kind.get_ref() != "reference" {
+                    return Err(cx.err(s.kind.span(), format!("server kind {:?}: this version runs \"reference\" (more kinds come with the real-peers issue)", s.kind.get_ref())));
+                }
+                let config = match &s.config {
+                    None => ftpnat_server::config::RawConfig::default(),
+                    Some(t) => {
+                        let value = toml::Value::Table(t.get_ref().clone());
+                        value.try_into::<ftpnat_server::config::RawConfig>().map_err(|e| cx.err(t.span(), format!("server config: {e}")))?
+                    }
+                };
+                Some(ServerSpec { config })
+            }
+        };
+        hosts.push(HostSpec { name: h.name.clone(), addrs, default_via, hosts: h.hosts.clone(), files: h.files.clone(), server });
+    }
+    let mut clients = BTreeMap::new();
+    let mut steps = Vec::new();
+    for (i, s) in raw.step.iter().enumerate() {
+        steps.push(resolve_step(s, i + 1, cx, &hosts, &gateways, &mut clients)?);
+    }
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        tags: raw.tags,
+        file: cx.file.to_owned(),
+        timeout: raw.timeout_s.map_or(SCENARIO_TIMEOUT, Duration::from_secs),
+        gateways,
+        hosts,
+        steps,
+    })
+}
+
+fn step_span(cx: &Ctx<'_>, index: usize) -> Range<usize> {
+    // The index-th "[[step]]" header.
+    let mut from = 0;
+    let mut span = 0..0;
+    for _ in 0..index {
+        span = cx.find("[[step]]", from);
+        from = span.end;
+    }
+    span
+}
+
+fn resolve_step(
+    s: &RawStep,
+    index: usize,
+    cx: &Ctx<'_>,
+    hosts: &[HostSpec],
+    gateways: &[GatewaySpec],
+    clients: &mut BTreeMap<String, String>,
+) -> Result<Step, Diagnostic> {
+    let here = step_span(cx, index);
+    let line = ftpnat_server::config::line_col(cx.text, here.start).0;
+    let bad = |m: String| cx.err(here.clone(), format!("step {index}: {m}"));
+    let host_exists = |n: &str| hosts.iter().any(|h| h.name == n);
+    let timeout = s.timeout_ms.map_or(STEP_TIMEOUT, Duration::from_millis);
+    let expect = resolve_expect(s.expect.as_ref(), &bad)?;
+    let actions = [
+        s.connect.is_some(),
+        s.login.is_some(),
+        s.send.is_some(),
+        s.retr.is_some(),
+        s.stor.is_some(),
+        s.list.is_some(),
+        s.nlst.is_some(),
+        s.quit.is_some(),
+        s.wait_log.is_some(),
+        s.scan.is_some(),
+        !s.parallel.is_empty(),
+        s.check.is_some() && s.wait_log.is_none(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if actions != 1 {
+        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, wait_log, check, scan, parallel".into()));
+    }
+    let client_name = || -> Result<String, Diagnostic> {
+        match &s.client {
+            Some(c) => {
+                if !clients.contains_key(c.get_ref()) {
+                    return Err(cx.err(c.span(), format!("step {index}: client {:?} has not connected yet (add a connect step first)", c.get_ref())));
+                }
+                Ok(c.get_ref().clone())
+            }
+            None if clients.len() == 1 => Ok(clients.keys().next().cloned().unwrap_or_default()),
+            None => Err(bad("which client? name it with client = \"…\"".into())),
+        }
+    };
+    let (client, action) = if let Some(addr) = &s.connect {
+        let host = s.host.as_ref().or(s.client.as_ref()).ok_or_else(|| bad("connect needs client = \"…\" (and host = \"…\" if the client is not named after its host)".into()))?;
+        if !host_exists(host.get_ref()) {
+            return Err(cx.err(host.span(), format!("step {index}: host {:?} is not defined in this scenario", host.get_ref())));
+        }
+        let name = s.client.as_ref().unwrap_or(host).get_ref().clone();
+        let sa: SocketAddr = addr.get_ref().parse().map_err(|_| cx.err(addr.span(), format!("{:?} is not \"address:port\"", addr.get_ref())))?;
+        clients.insert(name.clone(), host.get_ref().clone());
+        (name, Action::Connect { host: host.get_ref().clone(), addr: sa })
+    } else if let Some(user) = &s.login {
+        (client_name()?, Action::Login { user: user.clone(), pass: s.password.clone().unwrap_or_else(|| "ftpnat@example.test".into()) })
+    } else if let Some(line) = &s.send {
+        (client_name()?, Action::Send(line.clone()))
+    } else if s.retr.is_some() || s.stor.is_some() || s.list.is_some() || s.nlst.is_some() {
+        let (verb, path) = if let Some(p) = &s.retr {
+            (Verb::Retr, p.clone())
+        } else if let Some(p) = &s.stor {
+            (Verb::Stor, p.clone())
+        } else if let Some(p) = &s.list {
+            (Verb::List, p.clone())
+        } else {
+            (Verb::Nlst, s.nlst.clone().unwrap_or_default())
+        };
+        use crate::client::DataMode as D;
+        let mode = match s.mode.as_deref().unwrap_or("pasv") {
+            "pasv" => Mode::Fresh(D::Pasv),
+            "epsv" => Mode::Fresh(D::Epsv),
+            "port" => Mode::Fresh(D::Port),
+            "eprt" => Mode::Fresh(D::Eprt),
+            "pending" => Mode::Pending,
+            other => return Err(bad(format!("mode {other:?}: expected pasv, epsv, port, eprt or pending"))),
+        };
+        (client_name()?, Action::Transfer { verb, path, mode, size: s.size.unwrap_or(65536) })
+    } else if s.quit.is_some() {
+        (client_name()?, Action::Quit)
+    } else if let Some(pattern) = &s.wait_log {
+        let target = s.check.as_ref().ok_or_else(|| bad("wait_log needs check = \"<server host>\"".into()))?;
+        if !hosts.iter().any(|h| &h.name == target.get_ref() && h.server.is_some()) {
+            return Err(cx.err(target.span(), format!("step {index}: {:?} is not a host with a server", target.get_ref())));
+        }
+        let regex = Regex::new(pattern).map_err(|e| bad(format!("wait_log: {e}")))?;
+        (String::new(), Action::WaitLog { target: target.get_ref().clone(), regex })
+    } else if let Some(target) = &s.check {
+        let t = target.get_ref();
+        let is_server = hosts.iter().any(|h| &h.name == t && h.server.is_some());
+        let is_gw = gateways.iter().any(|g| &g.config.name == t);
+        if !is_server && !is_gw {
+            return Err(cx.err(target.span(), format!("step {index}: check target {t:?} is neither a server host nor a gateway")));
+        }
+        if is_server && !expect.counters.is_empty() {
+            return Err(bad("counters are gateway counters: check a gateway".into()));
+        }
+        if is_gw && expect.log.is_some() {
+            return Err(bad("log expectations apply to a server host".into()));
+        }
+        (String::new(), Action::Check { target: t.clone() })
+    } else if let Some(scan) = &s.scan {
+        if !host_exists(scan.from.get_ref()) {
+            return Err(cx.err(scan.from.span(), format!("step {index}: host {:?} is not defined", scan.from.get_ref())));
+        }
+        let ranges = parse_ports(&scan.ports).map_err(&bad)?;
+        let ports: Vec<u16> = ranges.iter().flat_map(|(lo, hi)| *lo..=*hi).collect();
+        if ports.len() > 8192 {
+            return Err(bad("scan at most 8192 ports per step".into()));
+        }
+        (String::new(), Action::Scan { from: scan.from.get_ref().clone(), target: scan.target, ports })
+    } else {
+        let mut inner = Vec::new();
+        for p in &s.parallel {
+            if !p.parallel.is_empty() {
+                return Err(bad("parallel groups do not nest".into()));
+            }
+            inner.push(resolve_step(p, index, cx, hosts, gateways, clients)?);
+        }
+        (String::new(), Action::Parallel(inner))
+    };
+    Ok(Step { index, line, client, action, expect, timeout })
+}
+
+fn resolve_expect(e: Option<&RawExpect>, bad: &dyn Fn(String) -> Diagnostic) -> Result<Expect, Diagnostic> {
+    let Some(e) = e else { return Ok(Expect::default()) };
+    let regex = |s: &Option<String>, what: &str| -> Result<Option<Regex>, Diagnostic> {
+        s.as_deref().map(|p| Regex::new(p).map_err(|err| bad(format!("expect.{what}: {err}")))).transpose()
+    };
+    let transfer = match e.transfer.as_deref() {
+        None => None,
+        Some("ok") => Some(TransferExpect::Is(DataOutcome::Ok)),
+        Some("refused") => Some(TransferExpect::Is(DataOutcome::Refused)),
+        Some("timeout") => Some(TransferExpect::Is(DataOutcome::TimedOut)),
+        Some("unreachable") => Some(TransferExpect::Is(DataOutcome::Unreachable)),
+        Some("failed") => Some(TransferExpect::Failed),
+        Some(o) => return Err(bad(format!("expect.transfer {o:?}: expected ok, refused, timeout, unreachable or failed"))),
+    };
+    let mut counters = Vec::new();
+    for (k, v) in &e.counters {
+        let v = v.trim();
+        let (cmp, rest) = [(">=", Cmp::Ge), ("<=", Cmp::Le), ("==", Cmp::Eq), (">", Cmp::Gt), ("<", Cmp::Lt)]
+            .iter()
+            .find_map(|(sym, c)| v.strip_prefix(sym).map(|r| (*c, r)))
+            .unwrap_or((Cmp::Eq, v));
+        let n: u64 = rest.trim().parse().map_err(|_| bad(format!("expect.counters.{k} = {v:?}: expected a number with an optional >=, <=, >, < or ==")))?;
+        counters.push((k.clone(), cmp, n));
+    }
+    let open = match &e.open {
+        None => None,
+        Some(s) if s.trim().is_empty() => Some(BTreeSet::new()),
+        Some(s) => Some(parse_ports(s).map_err(bad)?.into_iter().flat_map(|(a, b)| a..=b).collect()),
+    };
+    let pasv_in = e.pasv_in.as_deref().map(|s| s.parse::<Ipv4Net>().map_err(|_| bad(format!("expect.pasv_in {s:?} is not an IPv4 CIDR")))).transpose()?;
+    let range = |r: Option<[u16; 2]>, what: &str| -> Result<Option<(u16, u16)>, Diagnostic> {
+        match r {
+            Some([lo, hi]) if lo > hi => Err(bad(format!("expect.{what}: [{lo}, {hi}] is not [low, high]"))),
+            other => Ok(other.map(|[a, b]| (a, b))),
+        }
+    };
+    Ok(Expect {
+        code: e.code,
+        text: regex(&e.text, "text")?,
+        pasv_addr: e.pasv_addr,
+        pasv_public: e.pasv_public,
+        pasv_in,
+        port_in: range(e.port_in, "port_in")?,
+        port_not_in: range(e.port_not_in, "port_not_in")?,
+        transfer,
+        within: e.within_ms.map(Duration::from_millis),
+        sha256: e.sha256.clone(),
+        bytes: e.bytes,
+        log: regex(&e.log, "log")?,
+        log_count: e.log_count,
+        counters,
+        open,
+    })
+}
