@@ -364,7 +364,13 @@ impl FtpClient {
         let mut result = Transfer::empty();
         match mode {
             DataMode::Pasv | DataMode::Epsv => {
-                let r = self.cmd(if mode == DataMode::Pasv { "PASV" } else { "EPSV" }).await?;
+                let r = self
+                    .cmd(if mode == DataMode::Pasv {
+                        "PASV"
+                    } else {
+                        "EPSV"
+                    })
+                    .await?;
                 let Some(target) = self.last_passive.filter(|_| matches!(r.code, 227 | 229)) else {
                     result.final_reply = Some(r);
                     return Ok(result);
@@ -375,7 +381,9 @@ impl FtpClient {
                 let listener = self.listen_active().await?;
                 let la = listener.local_addr()?;
                 let cmd = match (mode, la) {
-                    (DataMode::Port, SocketAddr::V4(v4)) => format!("PORT {}", addr::format_host_port(v4)),
+                    (DataMode::Port, SocketAddr::V4(v4)) => {
+                        format!("PORT {}", addr::format_host_port(v4))
+                    }
                     _ => format!("EPRT {}", addr::format_eprt(la)),
                 };
                 let r = self.cmd(&cmd).await?;
@@ -390,7 +398,8 @@ impl FtpClient {
                 }
                 let stream = match tokio::time::timeout(self.timeout, listener.accept()).await {
                     Ok(Ok((s, from))) => {
-                        self.transcript.push('=', format!("data accepted from {from}"));
+                        self.transcript
+                            .push('=', format!("data accepted from {from}"));
                         result.data_peer = Some(from);
                         s
                     }
@@ -400,7 +409,8 @@ impl FtpClient {
                         return Ok(result);
                     }
                     Err(_) => {
-                        self.transcript.push('=', "no data connection from the server");
+                        self.transcript
+                            .push('=', "no data connection from the server");
                         result.outcome = DataOutcome::TimedOut;
                         result.final_reply = self.read_reply().await.ok();
                         return Ok(result);
@@ -414,7 +424,11 @@ impl FtpClient {
     /// A transfer through the passive address already announced (the last
     /// 227/229), without a new PASV: for clients that sent PASV earlier and
     /// kept the port pending.
-    pub async fn transfer_pending(&mut self, verb: &str, upload: Option<&[u8]>) -> Result<Transfer, ClientError> {
+    pub async fn transfer_pending(
+        &mut self,
+        verb: &str,
+        upload: Option<&[u8]>,
+    ) -> Result<Transfer, ClientError> {
         let t0 = Instant::now();
         match self.last_passive {
             Some(target) => self.passive_transfer(target, verb, upload, t0).await,
@@ -425,7 +439,13 @@ impl FtpClient {
         }
     }
 
-    async fn passive_transfer(&mut self, target: SocketAddr, verb: &str, upload: Option<&[u8]>, t0: Instant) -> Result<Transfer, ClientError> {
+    async fn passive_transfer(
+        &mut self,
+        target: SocketAddr,
+        verb: &str,
+        upload: Option<&[u8]>,
+        t0: Instant,
+    ) -> Result<Transfer, ClientError> {
         let mut result = Transfer::empty();
         result.data_peer = Some(target);
         match self.connect_data(target).await {
@@ -447,7 +467,13 @@ impl FtpClient {
         }
     }
 
-    async fn finish_transfer(&mut self, stream: TcpStream, upload: Option<&[u8]>, mut result: Transfer, t0: Instant) -> Result<Transfer, ClientError> {
+    async fn finish_transfer(
+        &mut self,
+        stream: TcpStream,
+        upload: Option<&[u8]>,
+        mut result: Transfer,
+        t0: Instant,
+    ) -> Result<Transfer, ClientError> {
         match move_data(stream, upload, self.timeout * 4).await {
             Ok((bytes, data)) => {
                 result.bytes = bytes;
@@ -459,7 +485,8 @@ impl FtpClient {
                         result.data = data;
                     }
                 }
-                self.transcript.push('=', format!("data closed after {bytes} bytes"));
+                self.transcript
+                    .push('=', format!("data closed after {bytes} bytes"));
             }
             Err(e) => {
                 result.outcome = DataOutcome::of(&e);
@@ -475,7 +502,15 @@ impl FtpClient {
 
 impl Transfer {
     fn empty() -> Transfer {
-        Transfer { data_peer: None, outcome: DataOutcome::Error, bytes: 0, sha256: None, final_reply: None, elapsed_ms: 0, data: Vec::new() }
+        Transfer {
+            data_peer: None,
+            outcome: DataOutcome::Error,
+            bytes: 0,
+            sha256: None,
+            final_reply: None,
+            elapsed_ms: 0,
+            data: Vec::new(),
+        }
     }
 }
 

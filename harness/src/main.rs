@@ -1,12 +1,7 @@
 //! `ftpnat` command line. Exit codes: 0 all passed, 1 a scenario failed,
 //! 2 invalid input or usage.
 
-use std::{
-    io::IsTerminal,
-    path::PathBuf,
-    process::ExitCode,
-    time::Instant,
-};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ftpnat::{
@@ -143,7 +138,12 @@ fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Scenario>, ExitCode> {
     let mut names = std::collections::BTreeMap::new();
     for s in &out {
         if let Some(prev) = names.insert(s.name.clone(), s.file.clone()) {
-            eprintln!("error: scenario name {:?} is used by both {} and {}", s.name, prev.display(), s.file.display());
+            eprintln!(
+                "error: scenario name {:?} is used by both {} and {}",
+                s.name,
+                prev.display(),
+                s.file.display()
+            );
             bad += 1;
         }
     }
@@ -168,7 +168,17 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Run { paths, filter, tag, jobs, shard, engine, format, junit, artifacts } => {
+        Cmd::Run {
+            paths,
+            filter,
+            tag,
+            jobs,
+            shard,
+            engine,
+            format,
+            junit,
+            artifacts,
+        } => {
             let mut scenarios = match load_all(paths) {
                 Ok(s) => s,
                 Err(c) => return c,
@@ -192,7 +202,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 };
                 scenarios.sort_by(|a, b| a.file.cmp(&b.file));
-                scenarios = scenarios.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, s)| s).collect();
+                scenarios = scenarios
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % n == k - 1)
+                    .map(|(_, s)| s)
+                    .collect();
             }
             if scenarios.is_empty() {
                 eprintln!("error: no scenario selected");
@@ -200,7 +215,10 @@ fn main() -> ExitCode {
             }
             if let Ok(s) = ftpnat::topology::sweep() {
                 if !s.namespaces.is_empty() {
-                    eprintln!("swept {} namespace(s) left by dead runs", s.namespaces.len());
+                    eprintln!(
+                        "swept {} namespace(s) left by dead runs",
+                        s.namespaces.len()
+                    );
                 }
             }
             let opts = RunOptions {
@@ -210,11 +228,15 @@ fn main() -> ExitCode {
                     Engine::Kernel => EngineKind::Kernel,
                 }),
             };
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
             let human = matches!(format, Format::Human);
             let bar = (human && std::io::stderr().is_terminal()).then(|| {
                 let b = indicatif::ProgressBar::new(scenarios.len() as u64);
-                b.set_style(indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
                 b
             });
             let t0 = Instant::now();
@@ -254,7 +276,12 @@ fn main() -> ExitCode {
         Cmd::List { paths } => match load_all(paths) {
             Ok(s) => {
                 for sc in s {
-                    println!("{:<44} [{}] {}", sc.name, sc.tags.join(","), sc.file.display());
+                    println!(
+                        "{:<44} [{}] {}",
+                        sc.name,
+                        sc.tags.join(","),
+                        sc.file.display()
+                    );
                 }
                 ExitCode::SUCCESS
             }
@@ -286,7 +313,11 @@ fn main() -> ExitCode {
         }
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
-                println!("removed {} namespace(s), killed {} process(es)", s.namespaces.len(), s.processes.len());
+                println!(
+                    "removed {} namespace(s), killed {} process(es)",
+                    s.namespaces.len(),
+                    s.processes.len()
+                );
                 for n in s.namespaces {
                     println!("  {n}");
                 }
@@ -297,22 +328,25 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Cmd::Debug { what: DebugCmd::Hold } => hold(),
+        Cmd::Debug {
+            what: DebugCmd::Hold,
+        } => hold(),
     }
 }
 
 fn hold() -> ExitCode {
-    let topo = match ftpnat::topology::Topology::build(&ftpnat::topology::TopologySpec::nat_example()) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let topo =
+        match ftpnat::topology::Topology::build(&ftpnat::topology::TopologySpec::nat_example()) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let dir = std::env::temp_dir();
-    let sleeper = topo
-        .command("server", "sleep", &["3600"])
-        .and_then(|c| ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix)));
+    let sleeper = topo.command("server", "sleep", &["3600"]).and_then(|c| {
+        ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix))
+    });
     let _sleeper = match sleeper {
         Ok(s) => s,
         Err(e) => {

@@ -24,12 +24,23 @@ impl Summary {
     /// Counts results.
     pub fn of(results: &[ScenarioResult], duration_ms: u64) -> Summary {
         let count = |s| results.iter().filter(|r| r.status == s).count();
-        Summary { passed: count(Status::Pass), failed: count(Status::Fail), errors: count(Status::Error), duration_ms }
+        Summary {
+            passed: count(Status::Pass),
+            failed: count(Status::Fail),
+            errors: count(Status::Error),
+            duration_ms,
+        }
     }
 
     /// The closing line, e.g. `34 passed, 0 failed, 0 errors`.
     pub fn line(&self) -> String {
-        format!("{} passed, {} failed, {} errors ({:.1} s)", self.passed, self.failed, self.errors, self.duration_ms as f64 / 1000.0)
+        format!(
+            "{} passed, {} failed, {} errors ({:.1} s)",
+            self.passed,
+            self.failed,
+            self.errors,
+            self.duration_ms as f64 / 1000.0
+        )
     }
 }
 
@@ -41,7 +52,11 @@ struct JsonReport<'a> {
 
 /// The JSON report.
 pub fn json(results: &[ScenarioResult], summary: Summary) -> String {
-    serde_json::to_string_pretty(&JsonReport { summary, scenarios: results }).unwrap_or_default()
+    serde_json::to_string_pretty(&JsonReport {
+        summary,
+        scenarios: results,
+    })
+    .unwrap_or_default()
 }
 
 /// One human line per scenario (failures get their detail below).
@@ -51,9 +66,16 @@ pub fn human_line(r: &ScenarioResult) -> String {
         Status::Fail => "FAIL ",
         Status::Error => "ERROR",
     };
-    let mut s = format!("{mark} {:<44} {:>6} ms (set-up {} ms)", r.name, r.duration_ms, r.setup_ms);
+    let mut s = format!(
+        "{mark} {:<44} {:>6} ms (set-up {} ms)",
+        r.name, r.duration_ms, r.setup_ms
+    );
     if let Some(f) = &r.failure {
-        s.push_str(&format!("\n      {}\n      {}", r.file, f.replace('\n', "\n      ")));
+        s.push_str(&format!(
+            "\n      {}\n      {}",
+            r.file,
+            f.replace('\n', "\n      ")
+        ));
     }
     s
 }
@@ -102,8 +124,16 @@ pub fn junit(results: &[ScenarioResult], summary: Summary) -> String {
         let first = detail.lines().next().unwrap_or("").to_string();
         match r.status {
             Status::Pass => out.push_str("/>\n"),
-            Status::Fail => out.push_str(&format!(">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n", xml_escape(&first), xml_escape(&detail))),
-            Status::Error => out.push_str(&format!(">\n      <error message=\"{}\">{}</error>\n    </testcase>\n", xml_escape(&first), xml_escape(&detail))),
+            Status::Fail => out.push_str(&format!(
+                ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                xml_escape(&first),
+                xml_escape(&detail)
+            )),
+            Status::Error => out.push_str(&format!(
+                ">\n      <error message=\"{}\">{}</error>\n    </testcase>\n",
+                xml_escape(&first),
+                xml_escape(&detail)
+            )),
         }
     }
     out.push_str("  </testsuite>\n</testsuites>\n");

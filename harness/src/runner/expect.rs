@@ -23,8 +23,14 @@ pub fn counter(c: &Counters, name: &str) -> Result<u64, String> {
     let mut parts = name.split('.');
     let head = parts.next().unwrap_or_default();
     let mut cur = v.get(head).ok_or_else(|| {
-        let known: Vec<String> = v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-        format!("unknown counter {name:?} (known: drops, {})", known.join(", "))
+        let known: Vec<String> = v
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        format!(
+            "unknown counter {name:?} (known: drops, {})",
+            known.join(", ")
+        )
     })?;
     for p in parts {
         cur = match cur {
@@ -39,7 +45,8 @@ pub fn counter(c: &Counters, name: &str) -> Result<u64, String> {
             _ => return Err(format!("counter {name:?}: {p:?} does not index a number")),
         };
     }
-    cur.as_u64().ok_or_else(|| format!("counter {name:?} is not a number (use a sub-key)"))
+    cur.as_u64()
+        .ok_or_else(|| format!("counter {name:?} is not a number (use a sub-key)"))
 }
 
 fn passive_of(seen: &Seen) -> Option<SocketAddr> {
@@ -49,45 +56,103 @@ fn passive_of(seen: &Seen) -> Option<SocketAddr> {
             return addr::parse_pasv_reply(&text).ok().map(SocketAddr::V4);
         }
         if r.code == 229 {
-            return addr::parse_epsv_reply(&text).ok().map(|p| SocketAddr::new(seen.passive.map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip()), p));
+            return addr::parse_epsv_reply(&text).ok().map(|p| {
+                SocketAddr::new(
+                    seen.passive.map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
+                    p,
+                )
+            });
         }
     }
-    seen.transfer.as_ref().and_then(|t| t.data_peer).or(seen.passive)
+    seen.transfer
+        .as_ref()
+        .and_then(|t| t.data_peer)
+        .or(seen.passive)
 }
 
 /// Checks every expectation; the first that fails is the error.
 pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
-    let is_client_step = matches!(action, Action::Connect { .. } | Action::Login { .. } | Action::Send(_) | Action::Transfer { .. } | Action::Quit);
+    let is_client_step = matches!(
+        action,
+        Action::Connect { .. }
+            | Action::Login { .. }
+            | Action::Send(_)
+            | Action::Transfer { .. }
+            | Action::Quit
+    );
+    if e.no_reply {
+        return match (&seen.reply, &seen.error) {
+            (None, Some(err)) if err.contains("no reply") => Ok(()),
+            (Some(r), _) => Err(format!(
+                "expected no reply, got {} {}",
+                r.code,
+                r.lines.join(" | ")
+            )),
+            (None, other) => Err(format!(
+                "expected no reply, got {}",
+                other.clone().unwrap_or_else(|| "nothing".into())
+            )),
+        };
+    }
     if let Some(err) = &seen.error {
         // A client error fails the step unless the step expects a failed transfer.
-        let expects_failure = e.transfer.is_some_and(|t| t != TransferExpect::Is(DataOutcome::Ok));
+        let expects_failure = e
+            .transfer
+            .is_some_and(|t| t != TransferExpect::Is(DataOutcome::Ok));
         if !expects_failure || !matches!(action, Action::Transfer { .. }) {
             return Err(err.clone());
         }
     }
-    if is_client_step && e.code.is_none() && seen.reply.is_none() && seen.error.is_none() && e.transfer.is_none() {
+    if is_client_step
+        && e.code.is_none()
+        && seen.reply.is_none()
+        && seen.error.is_none()
+        && e.transfer.is_none()
+    {
         return Err("no reply".into());
     }
     if let Some(code) = e.code {
         match &seen.reply {
             Some(r) if r.code == code => {}
-            Some(r) => return Err(format!("expected reply {code}, got {} {}", r.code, r.lines.join(" | "))),
+            Some(r) => {
+                return Err(format!(
+                    "expected reply {code}, got {} {}",
+                    r.code,
+                    r.lines.join(" | ")
+                ))
+            }
             None => return Err(format!("expected reply {code}, got none")),
         }
     }
     if let Some(re) = &e.text {
-        let text = seen.reply.as_ref().map(|r| r.lines.join("\n")).unwrap_or_default();
+        let text = seen
+            .reply
+            .as_ref()
+            .map(|r| r.lines.join("\n"))
+            .unwrap_or_default();
         if !re.is_match(&text) {
             return Err(format!("reply text {text:?} does not match /{re}/"));
         }
     }
     let pasv = passive_of(seen);
     let need_v4 = |what: &str| -> Result<std::net::Ipv4Addr, String> {
-        match seen.reply.as_ref().filter(|r| r.code == 227).and_then(|r| addr::parse_pasv_reply(&r.lines.join(" ")).ok()) {
+        match seen
+            .reply
+            .as_ref()
+            .filter(|r| r.code == 227)
+            .and_then(|r| addr::parse_pasv_reply(&r.lines.join(" ")).ok())
+        {
             Some(a) => Ok(*a.ip()),
             None => match pasv {
                 Some(SocketAddr::V4(a)) if seen.transfer.is_some() => Ok(*a.ip()),
-                _ => Err(format!("expected a 227 reply to check {what}, got {}", seen.reply.as_ref().map_or("none".into(), |r| format!("{} {}", r.code, r.lines.join(" "))))),
+                _ => Err(format!(
+                    "expected a 227 reply to check {what}, got {}",
+                    seen.reply.as_ref().map_or("none".into(), |r| format!(
+                        "{} {}",
+                        r.code,
+                        r.lines.join(" ")
+                    ))
+                )),
             },
         }
     };
@@ -100,7 +165,10 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
     if let Some(public) = e.pasv_public {
         let got = need_v4("pasv_public")?;
         if is_non_public(got.into()) == public {
-            return Err(format!("227 carries {got}, which is {}", if public { "not public" } else { "public" }));
+            return Err(format!(
+                "227 carries {got}, which is {}",
+                if public { "not public" } else { "public" }
+            ));
         }
     }
     if let Some(net) = e.pasv_in {
@@ -109,7 +177,10 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
             return Err(format!("227 carries {got}, not inside {net}"));
         }
     }
-    let port = || pasv.map(|a| a.port()).ok_or_else(|| "no passive address or data connection to take a port from".to_string());
+    let port = || {
+        pasv.map(|a| a.port())
+            .ok_or_else(|| "no passive address or data connection to take a port from".to_string())
+    };
     if let Some((lo, hi)) = e.port_in {
         let p = port()?;
         if !(lo..=hi).contains(&p) {
@@ -127,20 +198,33 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
         let ok = match (want, got) {
             (TransferExpect::Is(w), Some(g)) => w == g,
             (TransferExpect::Failed, Some(g)) => g != DataOutcome::Ok,
-            (TransferExpect::Failed, None) => seen.error.is_some() || seen.reply.as_ref().is_some_and(|r| r.code >= 400),
+            (TransferExpect::Failed, None) => {
+                seen.error.is_some() || seen.reply.as_ref().is_some_and(|r| r.code >= 400)
+            }
             (TransferExpect::Is(_), None) => false,
         };
         if !ok {
-            return Err(format!("expected data transfer {want:?}, got {}", got.map_or("no data connection".into(), |g| format!("{g:?}"))));
+            return Err(format!(
+                "expected data transfer {want:?}, got {}",
+                got.map_or("no data connection".into(), |g| format!("{g:?}"))
+            ));
         }
     }
     if let Some(bound) = e.within {
         if seen.elapsed > bound {
-            return Err(format!("took {} ms, expected within {} ms", seen.elapsed.as_millis(), bound.as_millis()));
+            return Err(format!(
+                "took {} ms, expected within {} ms",
+                seen.elapsed.as_millis(),
+                bound.as_millis()
+            ));
         }
     }
     if let Some(want) = &e.sha256 {
-        let got = seen.transfer.as_ref().and_then(|t| t.sha256.clone()).unwrap_or_default();
+        let got = seen
+            .transfer
+            .as_ref()
+            .and_then(|t| t.sha256.clone())
+            .unwrap_or_default();
         if !got.eq_ignore_ascii_case(want) {
             return Err(format!("sha256 {got}, expected {want}"));
         }
@@ -155,17 +239,25 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
         let log = seen.log.as_deref().unwrap_or("");
         let n = log.lines().filter(|l| re.is_match(l)).count();
         match e.log_count {
-            Some(want) if n != want => return Err(format!("{n} log lines match /{re}/, expected {want}")),
+            Some(want) if n != want => {
+                return Err(format!("{n} log lines match /{re}/, expected {want}"))
+            }
             None if n == 0 => return Err(format!("no log line matches /{re}/")),
             _ => {}
         }
     }
     if !e.counters.is_empty() {
-        let c = seen.counters.as_ref().ok_or("no gateway counters to check")?;
+        let c = seen
+            .counters
+            .as_ref()
+            .ok_or("no gateway counters to check")?;
         for (name, cmp, want) in &e.counters {
             let got = counter(c, name)?;
             if !cmp.holds(got, *want) {
-                return Err(format!("counter {name} = {got}, expected {} {want}", cmp.symbol()));
+                return Err(format!(
+                    "counter {name} = {got}, expected {} {want}",
+                    cmp.symbol()
+                ));
             }
         }
     }
@@ -187,21 +279,45 @@ mod tests {
     use ftpnat_server::protocol::Reply;
 
     fn seen(code: u16, text: &str) -> Seen {
-        Seen { reply: Some(Reply::new(code, text)), ..Default::default() }
+        Seen {
+            reply: Some(Reply::new(code, text)),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn pasv_checks() {
         let s = seen(227, "Entering Passive Mode (192,168,1,2,234,101).");
         let a = Action::Send("PASV".into());
-        let e = Expect { code: Some(227), pasv_public: Some(true), ..Default::default() };
-        assert_eq!(check(&e, &s, &a).unwrap_err(), "227 carries 192.168.1.2, which is not public");
-        let e = Expect { pasv_public: Some(false), port_in: Some((60000, 60010)), ..Default::default() };
+        let e = Expect {
+            code: Some(227),
+            pasv_public: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(
+            check(&e, &s, &a).unwrap_err(),
+            "227 carries 192.168.1.2, which is not public"
+        );
+        let e = Expect {
+            pasv_public: Some(false),
+            port_in: Some((60000, 60010)),
+            ..Default::default()
+        };
         assert!(check(&e, &s, &a).is_ok());
-        let e = Expect { port_not_in: Some((60000, 60010)), ..Default::default() };
-        assert!(check(&e, &s, &a).unwrap_err().contains("inside 60000-60010"));
-        let e = Expect { code: Some(229), ..Default::default() };
-        assert!(check(&e, &s, &a).unwrap_err().starts_with("expected reply 229, got 227"));
+        let e = Expect {
+            port_not_in: Some((60000, 60010)),
+            ..Default::default()
+        };
+        assert!(check(&e, &s, &a)
+            .unwrap_err()
+            .contains("inside 60000-60010"));
+        let e = Expect {
+            code: Some(229),
+            ..Default::default()
+        };
+        assert!(check(&e, &s, &a)
+            .unwrap_err()
+            .starts_with("expected reply 229, got 227"));
     }
 
     #[test]
@@ -216,8 +332,27 @@ mod tests {
         assert_eq!(counter(&c, "dropped.nothing").unwrap(), 0);
         assert_eq!(counter(&c, "rule_hits.0").unwrap(), 5);
         assert!(counter(&c, "nope").unwrap_err().contains("unknown counter"));
-        let s = Seen { counters: Some(c), ..Default::default() };
-        let e = Expect { counters: vec![("alg_rewrites".into(), Cmp::Ge, 1), ("drops".into(), Cmp::Eq, 0)], ..Default::default() };
-        assert_eq!(check(&e, &s, &Action::Check { target: "gw".into() }).unwrap_err(), "counter drops = 3, expected == 0");
+        let s = Seen {
+            counters: Some(c),
+            ..Default::default()
+        };
+        let e = Expect {
+            counters: vec![
+                ("alg_rewrites".into(), Cmp::Ge, 1),
+                ("drops".into(), Cmp::Eq, 0),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            check(
+                &e,
+                &s,
+                &Action::Check {
+                    target: "gw".into()
+                }
+            )
+            .unwrap_err(),
+            "counter drops = 3, expected == 0"
+        );
     }
 }

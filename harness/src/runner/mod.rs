@@ -130,10 +130,19 @@ impl Seen {
     fn summary(&self) -> String {
         let mut parts = Vec::new();
         if let Some(r) = &self.reply {
-            parts.push(format!("{} {}", r.code, r.lines.last().cloned().unwrap_or_default()));
+            parts.push(format!(
+                "{} {}",
+                r.code,
+                r.lines.last().cloned().unwrap_or_default()
+            ));
         }
         if let Some(t) = &self.transfer {
-            parts.push(format!("data {:?} {} bytes via {}", t.outcome, t.bytes, t.data_peer.map_or("-".into(), |p| p.to_string())));
+            parts.push(format!(
+                "data {:?} {} bytes via {}",
+                t.outcome,
+                t.bytes,
+                t.data_peer.map_or("-".into(), |p| p.to_string())
+            ));
         }
         if let Some(o) = &self.open {
             parts.push(format!("open {:?}", o));
@@ -175,7 +184,9 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             tmp = tempfile::tempdir();
             match &tmp {
                 Ok(t) => t.path().to_owned(),
-                Err(e) => return error(result, t0, format!("cannot create a temporary folder: {e}")),
+                Err(e) => {
+                    return error(result, t0, format!("cannot create a temporary folder: {e}"))
+                }
             }
         }
     };
@@ -189,17 +200,28 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         }
     }
     let spec = topo::topology_spec(&sc);
-    let _ = std::fs::write(dir.join("topology.svg"), crate::report::svg::topology_svg(&sc));
+    let _ = std::fs::write(
+        dir.join("topology.svg"),
+        crate::report::svg::topology_svg(&sc),
+    );
     let topo = match Topology::build(&spec) {
         Ok(t) => t,
         Err(e) => return error(result, t0, format!("building the network: {e}")),
     };
-    let mut env = Env { sc: &sc, topo: &topo, servers: HashMap::new(), gateways: HashMap::new() };
+    let mut env = Env {
+        sc: &sc,
+        topo: &topo,
+        servers: HashMap::new(),
+        gateways: HashMap::new(),
+    };
     if let Err(e) = start_actors(&mut env, &dir) {
         return error(result, t0, e);
     }
     result.setup_ms = t0.elapsed().as_millis() as u64;
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return error(result, t0, format!("runtime: {e}")),
     };
@@ -208,7 +230,10 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
     for step in &sc.steps {
         if Instant::now() >= deadline {
             result.status = Status::Fail;
-            result.failure = Some(format!("scenario timeout of {:?} reached before step {}", sc.timeout, step.index));
+            result.failure = Some(format!(
+                "scenario timeout of {:?} reached before step {}",
+                sc.timeout, step.index
+            ));
             break;
         }
         let results = rt.block_on(run_step(&env, &mut clients, step, deadline));
@@ -216,7 +241,10 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         result.steps.extend(results);
         if let Some(f) = failed {
             result.status = Status::Fail;
-            let tail = clients.get(&f.client).map(|c| tail(&c.transcript.render(true), 12)).unwrap_or_default();
+            let tail = clients
+                .get(&f.client)
+                .map(|c| tail(&c.transcript.render(true), 12))
+                .unwrap_or_default();
             result.failure = Some(format!(
                 "step {} (line {}) {}: {}\n  seen: {}{}",
                 f.index,
@@ -224,15 +252,24 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
                 f.action,
                 f.failure.clone().unwrap_or_default(),
                 f.seen,
-                if tail.is_empty() { String::new() } else { format!("\n  transcript tail:\n{tail}") }
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  transcript tail:\n{tail}")
+                }
             ));
             break;
         }
     }
     let t_down = Instant::now();
     for (name, c) in clients {
-        result.transcripts.insert(name.clone(), c.transcript.render(true));
-        let _ = std::fs::write(dir.join(format!("{}.transcript.txt", sanitize(&name))), c.transcript.render(true));
+        result
+            .transcripts
+            .insert(name.clone(), c.transcript.render(true));
+        let _ = std::fs::write(
+            dir.join(format!("{}.transcript.txt", sanitize(&name))),
+            c.transcript.render(true),
+        );
         drop(c.ftp);
     }
     drop(rt);
@@ -255,7 +292,10 @@ fn write_gateway_report(dir: &Path, r: &SimReport) {
     if let Ok(j) = serde_json::to_string_pretty(&r.counters) {
         let _ = std::fs::write(dir.join(format!("{}.counters.json", r.name)), j);
     }
-    let _ = std::fs::write(dir.join(format!("{}.packets.log", r.name)), r.log.join("\n") + "\n");
+    let _ = std::fs::write(
+        dir.join(format!("{}.packets.log", r.name)),
+        r.log.join("\n") + "\n",
+    );
 }
 
 fn error(mut r: ScenarioResult, t0: Instant, msg: String) -> ScenarioResult {
@@ -267,12 +307,23 @@ fn error(mut r: ScenarioResult, t0: Instant, msg: String) -> ScenarioResult {
 
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].iter().map(|l| format!("    {l}\n")).collect()
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    {l}\n"))
+        .collect()
 }
 
 /// File-name-safe version of a scenario or client name.
 pub fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Deterministic content of a generated file.
@@ -320,11 +371,15 @@ fn start_actors(env: &mut Env<'_>, dir: &Path) -> Result<(), String> {
         // Names resolve through this host's own view only: never a real DNS query.
         let table = h.hosts.clone();
         let resolver = move |name: &str| -> std::io::Result<Vec<IpAddr>> {
-            table.get(name).map(|ip| vec![*ip]).ok_or_else(|| std::io::Error::other(format!("{name} is not in this host's `hosts` table")))
+            table.get(name).map(|ip| vec![*ip]).ok_or_else(|| {
+                std::io::Error::other(format!("{name} is not in this host's `hosts` table"))
+            })
         };
-        let config = ftpnat_server::config::Config::resolve(raw, &env.sc.file, &resolver).map_err(|e| format!("server on {}: {e}", h.name))?;
+        let config = ftpnat_server::config::Config::resolve(raw, &env.sc.file, &resolver)
+            .map_err(|e| format!("server on {}: {e}", h.name))?;
         let log = dir.join(format!("{}-server.log", sanitize(&h.name)));
-        let s = ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log).map_err(|e| format!("server on {}: {e}", h.name))?;
+        let s = ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log)
+            .map_err(|e| format!("server on {}: {e}", h.name))?;
         env.servers.insert(h.name.clone(), s);
     }
     Ok(())
@@ -335,16 +390,27 @@ fn action_label(a: &Action) -> String {
         Action::Connect { host, addr } => format!("connect {addr} from {host}"),
         Action::Login { user, .. } => format!("login {user}"),
         Action::Send(l) => format!("send {l:?}"),
-        Action::Transfer { verb, path, mode, .. } => format!("{verb:?} {path} ({mode:?})").to_lowercase(),
+        Action::Transfer {
+            verb, path, mode, ..
+        } => format!("{verb:?} {path} ({mode:?})").to_lowercase(),
         Action::Quit => "quit".into(),
         Action::WaitLog { target, regex } => format!("wait for {target} log /{regex}/"),
         Action::Check { target } => format!("check {target}"),
-        Action::Scan { from, target, ports } => format!("scan {target} ({} ports) from {from}", ports.len()),
+        Action::Scan {
+            from,
+            target,
+            ports,
+        } => format!("scan {target} ({} ports) from {from}", ports.len()),
         Action::Parallel(v) => format!("parallel ({} steps)", v.len()),
     }
 }
 
-async fn run_step(env: &Env<'_>, clients: &mut HashMap<String, ClientState>, step: &Step, deadline: Instant) -> Vec<StepResult> {
+async fn run_step(
+    env: &Env<'_>,
+    clients: &mut HashMap<String, ClientState>,
+    step: &Step,
+    deadline: Instant,
+) -> Vec<StepResult> {
     if let Action::Parallel(inner) = &step.action {
         // Each inner step owns its client for the duration.
         let mut owned = Vec::new();
@@ -374,12 +440,20 @@ async fn run_step(env: &Env<'_>, clients: &mut HashMap<String, ClientState>, ste
     vec![r]
 }
 
-async fn run_one(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step, deadline: Instant) -> StepResult {
+async fn run_one(
+    env: &Env<'_>,
+    client: &mut Option<ClientState>,
+    step: &Step,
+    deadline: Instant,
+) -> StepResult {
     let t0 = Instant::now();
     let bound = deadline.saturating_duration_since(Instant::now());
     let seen = match tokio::time::timeout(bound, act(env, client, step)).await {
         Ok(s) => s,
-        Err(_) => Seen { error: Some("scenario timeout reached during this step".into()), ..Default::default() },
+        Err(_) => Seen {
+            error: Some("scenario timeout reached during this step".into()),
+            ..Default::default()
+        },
     };
     let mut seen = seen;
     seen.elapsed = t0.elapsed();
@@ -389,7 +463,11 @@ async fn run_one(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step, d
         line: step.line,
         client: step.client.clone(),
         action: action_label(&step.action),
-        status: if verdict.is_ok() { Status::Pass } else { Status::Fail },
+        status: if verdict.is_ok() {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
         duration_ms: seen.elapsed.as_millis() as u64,
         seen: seen.summary(),
         failure: verdict.err(),
@@ -400,15 +478,33 @@ async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Se
     let mut seen = Seen::default();
     match &step.action {
         Action::Connect { host, addr } => {
-            let transcript = client.as_ref().map(|c| c.transcript.clone()).unwrap_or_default();
-            match FtpClient::connect(env.topo.sockets(host), *addr, step.timeout, transcript.clone()).await {
+            let transcript = client
+                .as_ref()
+                .map(|c| c.transcript.clone())
+                .unwrap_or_default();
+            match FtpClient::connect(
+                env.topo.sockets(host),
+                *addr,
+                step.timeout,
+                transcript.clone(),
+            )
+            .await
+            {
                 Ok((ftp, banner)) => {
                     seen.reply = Some(banner);
-                    *client = Some(ClientState { host: host.clone(), ftp: Some(ftp), transcript });
+                    *client = Some(ClientState {
+                        host: host.clone(),
+                        ftp: Some(ftp),
+                        transcript,
+                    });
                 }
                 Err(e) => {
                     seen.error = Some(e.to_string());
-                    *client = Some(ClientState { host: host.clone(), ftp: None, transcript });
+                    *client = Some(ClientState {
+                        host: host.clone(),
+                        ftp: None,
+                        transcript,
+                    });
                 }
             }
         }
@@ -419,7 +515,10 @@ async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Se
                 let log = srv.log();
                 if log.lines().any(|l| regex.is_match(l)) || Instant::now() >= until {
                     if !log.lines().any(|l| regex.is_match(l)) {
-                        seen.error = Some(format!("no log line matched /{regex}/ within {:?}", step.timeout));
+                        seen.error = Some(format!(
+                            "no log line matched /{regex}/ within {:?}",
+                            step.timeout
+                        ));
                     }
                     seen.log = Some(log);
                     break;
@@ -436,7 +535,11 @@ async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Se
                 seen.counters = Some(g.counters());
             }
         }
-        Action::Scan { from, target, ports } => {
+        Action::Scan {
+            from,
+            target,
+            ports,
+        } => {
             seen.open = Some(scan(env.topo.sockets(from), *target, ports).await);
         }
         Action::Parallel(_) => unreachable!("handled by run_step"),
@@ -446,15 +549,25 @@ async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Se
                 return seen;
             };
             let Some(ftp) = c.ftp.as_mut() else {
-                seen.error = Some(format!("client {:?} has no control connection", step.client));
+                seen.error = Some(format!(
+                    "client {:?} has no control connection",
+                    step.client
+                ));
                 return seen;
             };
             ftp.timeout = step.timeout;
             let r = match &step.action {
-                Action::Login { user, pass } => ftp.login(user, pass).await.map(|r| seen.reply = Some(r)),
+                Action::Login { user, pass } => {
+                    ftp.login(user, pass).await.map(|r| seen.reply = Some(r))
+                }
                 Action::Send(line) => ftp.cmd(line).await.map(|r| seen.reply = Some(r)),
                 Action::Quit => ftp.cmd("QUIT").await.map(|r| seen.reply = Some(r)),
-                Action::Transfer { verb, path, mode, size } => {
+                Action::Transfer {
+                    verb,
+                    path,
+                    mode,
+                    size,
+                } => {
                     let cmd = match verb {
                         Verb::Retr => format!("RETR {path}"),
                         Verb::Stor => format!("STOR {path}"),
@@ -491,14 +604,20 @@ async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Se
 /// TCP connect scan: open (connected), closed (refused) or filtered
 /// (no answer within 500 ms); returns the open ports. At most 128 probes
 /// are in flight at once.
-pub async fn scan(sockets: Arc<crate::topology::NsSockets>, target: IpAddr, ports: &[u16]) -> BTreeSet<u16> {
+pub async fn scan(
+    sockets: Arc<crate::topology::NsSockets>,
+    target: IpAddr,
+    ports: &[u16],
+) -> BTreeSet<u16> {
     use crate::client::SocketFactory;
     use futures::StreamExt;
     let probes = futures::stream::iter(ports.iter().copied().map(|p| {
         let sockets = Arc::clone(&sockets);
         async move {
             let addr = SocketAddr::new(target, p);
-            let Ok(sock) = sockets.tcp_socket(addr) else { return None };
+            let Ok(sock) = sockets.tcp_socket(addr) else {
+                return None;
+            };
             match tokio::time::timeout(Duration::from_millis(500), sock.connect(addr)).await {
                 Ok(Ok(_)) => Some(p),
                 _ => None,
@@ -506,14 +625,25 @@ pub async fn scan(sockets: Arc<crate::topology::NsSockets>, target: IpAddr, port
         }
     }))
     .buffer_unordered(128);
-    probes.filter_map(|x| async move { x }).collect::<BTreeSet<u16>>().await
+    probes
+        .filter_map(|x| async move { x })
+        .collect::<BTreeSet<u16>>()
+        .await
 }
 
 /// Runs scenarios on `jobs` threads; results in input order.
-pub fn run_all(scenarios: &[Scenario], opts: &RunOptions, jobs: usize, on_done: &(dyn Fn(&ScenarioResult) + Sync)) -> Vec<ScenarioResult> {
+pub fn run_all(
+    scenarios: &[Scenario],
+    opts: &RunOptions,
+    jobs: usize,
+    on_done: &(dyn Fn(&ScenarioResult) + Sync),
+) -> Vec<ScenarioResult> {
     let jobs = jobs.max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<ScenarioResult>>> = scenarios.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<ScenarioResult>>> = scenarios
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     std::thread::scope(|s| {
         for _ in 0..jobs.min(scenarios.len()) {
             s.spawn(|| loop {
@@ -525,5 +655,8 @@ pub fn run_all(scenarios: &[Scenario], opts: &RunOptions, jobs: usize, on_done: 
             });
         }
     });
-    results.into_iter().map(|m| m.into_inner().unwrap().expect("every scenario ran")).collect()
+    results
+        .into_iter()
+        .map(|m| m.into_inner().unwrap().expect("every scenario ran"))
+        .collect()
 }

@@ -34,40 +34,85 @@ pub fn topology_spec(sc: &Scenario) -> TopologySpec {
             name: g.config.name.clone(),
             kind: NodeKind::Gateway,
             routes: vec![],
-            sysctls: if kernel { vec![("net.ipv4.ip_forward".into(), "1".into())] } else { vec![] },
+            sysctls: if kernel {
+                vec![("net.ipv4.ip_forward".into(), "1".into())]
+            } else {
+                vec![]
+            },
         });
         for i in &g.config.ifaces {
-            segments.entry(IpNet::V4(i.addr.trunc())).or_default().push(Member {
-                node: g.config.name.clone(),
-                ifname: i.name.clone(),
-                addrs: if kernel { vec![IpNet::V4(i.addr)] } else { vec![] },
-                mac: Some(i.mac),
-                host: false,
-            });
+            segments
+                .entry(IpNet::V4(i.addr.trunc()))
+                .or_default()
+                .push(Member {
+                    node: g.config.name.clone(),
+                    ifname: i.name.clone(),
+                    addrs: if kernel {
+                        vec![IpNet::V4(i.addr)]
+                    } else {
+                        vec![]
+                    },
+                    mac: Some(i.mac),
+                    host: false,
+                });
         }
     }
     for h in &sc.hosts {
         let routes = h
             .default_via
             .iter()
-            .map(|(_, via)| RouteSpec { dst: "0.0.0.0/0".parse().expect("literal"), via: (*via).into() })
+            .map(|(_, via)| RouteSpec {
+                dst: "0.0.0.0/0".parse().expect("literal"),
+                via: (*via).into(),
+            })
             .collect();
-        nodes.push(NodeSpec { name: h.name.clone(), kind: NodeKind::Host, routes, sysctls: vec![] });
+        nodes.push(NodeSpec {
+            name: h.name.clone(),
+            kind: NodeKind::Host,
+            routes,
+            sysctls: vec![],
+        });
         let key = h.addrs[0].trunc();
-        segments.entry(key).or_default().push(Member { node: h.name.clone(), ifname: "eth0".into(), addrs: h.addrs.clone(), mac: None, host: true });
+        segments.entry(key).or_default().push(Member {
+            node: h.name.clone(),
+            ifname: "eth0".into(),
+            addrs: h.addrs.clone(),
+            mac: None,
+            host: true,
+        });
     }
     let mut links = Vec::new();
-    let port = |m: &Member| PortSpec { node: m.node.clone(), ifname: m.ifname.clone(), addrs: m.addrs.clone(), mac: m.mac, offloads_off: m.host };
+    let port = |m: &Member| PortSpec {
+        node: m.node.clone(),
+        ifname: m.ifname.clone(),
+        addrs: m.addrs.clone(),
+        mac: m.mac,
+        offloads_off: m.host,
+    };
     for (n, (_, members)) in segments.iter().enumerate() {
         if members.len() == 2 {
-            links.push(LinkSpec { a: port(&members[0]), b: port(&members[1]) });
+            links.push(LinkSpec {
+                a: port(&members[0]),
+                b: port(&members[1]),
+            });
             continue;
         }
         let sw = format!("seg{n}");
-        nodes.push(NodeSpec { name: sw.clone(), kind: NodeKind::Switch, routes: vec![], sysctls: vec![] });
+        nodes.push(NodeSpec {
+            name: sw.clone(),
+            kind: NodeKind::Switch,
+            routes: vec![],
+            sysctls: vec![],
+        });
         for (k, m) in members.iter().enumerate() {
             links.push(LinkSpec {
-                a: PortSpec { node: sw.clone(), ifname: format!("p{k}"), addrs: vec![], mac: None, offloads_off: false },
+                a: PortSpec {
+                    node: sw.clone(),
+                    ifname: format!("p{k}"),
+                    addrs: vec![],
+                    mac: None,
+                    offloads_off: false,
+                },
                 b: port(m),
             });
         }

@@ -21,7 +21,8 @@ pub fn discover(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 }
 
 fn collect(p: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let meta = std::fs::metadata(p).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+    let meta = std::fs::metadata(p)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
     if meta.is_dir() {
         for e in std::fs::read_dir(p)? {
             collect(&e?.path(), out)?;

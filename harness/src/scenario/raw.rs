@@ -267,6 +267,8 @@ pub struct RawScan {
 pub struct RawExpect {
     /// Reply code (the final reply for transfers).
     pub code: Option<u16>,
+    /// No reply arrives within the step's bound (e.g. an ALG dropped the command).
+    pub no_reply: Option<bool>,
     /// Reply text matches this regex.
     pub text: Option<String>,
     /// Address in the 227 equals this.

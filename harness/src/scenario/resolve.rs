@@ -38,27 +38,49 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic at `span` of `text`.
-    pub fn at(file: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub fn at(
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let (line, column) = ftpnat_server::config::line_col(text, span.start);
-        Diagnostic { file: file.to_owned(), line, column, message: message.into(), span, source_text: text.to_string() }
+        Diagnostic {
+            file: file.to_owned(),
+            line,
+            column,
+            message: message.into(),
+            span,
+            source_text: text.to_string(),
+        }
     }
 
     /// Rendered with the offending source line underlined (miette).
     pub fn pretty(&self) -> String {
-        let src = miette::NamedSource::new(self.file.display().to_string(), self.source_text.clone());
+        let src =
+            miette::NamedSource::new(self.file.display().to_string(), self.source_text.clone());
         let len = self.span.end.saturating_sub(self.span.start).max(1);
         let report = miette::miette!(
-            labels = vec![miette::LabeledSpan::at(self.span.start..self.span.start + len, "here")],
+            labels = vec![miette::LabeledSpan::at(
+                self.span.start..self.span.start + len,
+                "here"
+            )],
             "{}",
             self.message
         )
         .with_source_code(src);
         let mut out = String::new();
-        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         if handler.render_report(&mut out, report.as_ref()).is_err() {
             return self.to_string();
         }
-        format!("{}:{}:{}:\n{out}", self.file.display(), self.line, self.column)
+        format!(
+            "{}:{}:{}:\n{out}",
+            self.file.display(),
+            self.line,
+            self.column
+        )
     }
 }
 
@@ -248,6 +270,8 @@ pub enum TransferExpect {
 pub struct Expect {
     /// Reply code.
     pub code: Option<u16>,
+    /// No reply within the bound.
+    pub no_reply: bool,
     /// Reply text.
     pub text: Option<Regex>,
     /// 227 address.
@@ -306,10 +330,18 @@ pub fn parse_ports(s: &str) -> Result<Vec<(u16, u16)>, String> {
         .map(|part| {
             let part = part.trim();
             let (a, b) = part.split_once('-').unwrap_or((part, part));
-            let lo: u16 = a.trim().parse().map_err(|_| format!("{part:?} is not a port or range like \"60000-60010\""))?;
-            let hi: u16 = b.trim().parse().map_err(|_| format!("{part:?} is not a port or range like \"60000-60010\""))?;
+            let lo: u16 = a
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?} is not a port or range like \"60000-60010\""))?;
+            let hi: u16 = b
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?} is not a port or range like \"60000-60010\""))?;
             if lo == 0 || lo > hi {
-                return Err(format!("{part:?}: ports run from 1 to 65535, low before high"));
+                return Err(format!(
+                    "{part:?}: ports run from 1 to 65535, low before high"
+                ));
             }
             Ok((lo, hi))
         })
@@ -321,7 +353,9 @@ fn proto_num(p: Option<&str>) -> Result<u8, String> {
         "tcp" => Ok(6),
         "udp" => Ok(17),
         "icmp" => Ok(1),
-        other => Err(format!("protocol {other:?}: expected \"tcp\", \"udp\" or \"icmp\"")),
+        other => Err(format!(
+            "protocol {other:?}: expected \"tcp\", \"udp\" or \"icmp\""
+        )),
     }
 }
 
@@ -376,10 +410,21 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
     let mut gateways = Vec::new();
     for (gi, g) in raw.gateway.iter().enumerate() {
         if !names.insert(g.name.clone()) {
-            return Err(cx.err(cx.find(&format!("\"{}\"", g.name), 0), format!("name {:?} is used twice", g.name)));
+            return Err(cx.err(
+                cx.find(&format!("\"{}\"", g.name), 0),
+                format!("name {:?} is used twice", g.name),
+            ));
         }
         let net = |s: &toml::Spanned<String>| -> Result<Ipv4Net, Diagnostic> {
-            s.get_ref().parse::<Ipv4Net>().map_err(|_| cx.err(s.span(), format!("{:?} is not an IPv4 address/prefix like \"192.168.1.1/24\"", s.get_ref())))
+            s.get_ref().parse::<Ipv4Net>().map_err(|_| {
+                cx.err(
+                    s.span(),
+                    format!(
+                        "{:?} is not an IPv4 address/prefix like \"192.168.1.1/24\"",
+                        s.get_ref()
+                    ),
+                )
+            })
         };
         let lan = net(&g.lan)?;
         let wan = net(&g.wan)?;
@@ -393,13 +438,28 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             let proto = proto_num(f.proto.as_deref()).map_err(|m| cx.err(f.ports.span(), m))?;
             let ranges = parse_ports(f.ports.get_ref()).map_err(|m| cx.err(f.ports.span(), m))?;
             let to = f.to.get_ref();
-            let host = raw.host.iter().find(|h| &h.name == to).ok_or_else(|| cx.err(f.to.span(), format!("forward target {to:?} is not a host of this scenario")))?;
+            let host = raw.host.iter().find(|h| &h.name == to).ok_or_else(|| {
+                cx.err(
+                    f.to.span(),
+                    format!("forward target {to:?} is not a host of this scenario"),
+                )
+            })?;
             let to_ip = match host.addr.get_ref().parse::<IpNet>() {
                 Ok(IpNet::V4(n)) if lan.contains(&n.addr()) => n.addr(),
-                _ => return Err(cx.err(f.to.span(), format!("forward target {to:?} must have an IPv4 address inside {lan}"))),
+                _ => {
+                    return Err(cx.err(
+                        f.to.span(),
+                        format!("forward target {to:?} must have an IPv4 address inside {lan}"),
+                    ))
+                }
             };
             for (lo, hi) in ranges {
-                forwards.push(Forward { proto, ports: (lo, hi), to: to_ip, to_port: f.to_port.unwrap_or(lo) });
+                forwards.push(Forward {
+                    proto,
+                    ports: (lo, hi),
+                    to: to_ip,
+                    to_port: f.to_port.unwrap_or(lo),
+                });
             }
         }
         let firewall = match &g.firewall {
@@ -411,21 +471,44 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                     let bad = |m: String| cx.err(here.clone(), m);
                     let range = |s: &Option<String>| -> Result<Option<(u16, u16)>, Diagnostic> {
                         s.as_deref()
-                            .map(|s| parse_ports(s).map_err(&bad).and_then(|v| if v.len() == 1 { Ok(v[0]) } else { Err(bad(format!("{s:?}: one range per rule"))) }))
+                            .map(|s| {
+                                parse_ports(s).map_err(&bad).and_then(|v| {
+                                    if v.len() == 1 {
+                                        Ok(v[0])
+                                    } else {
+                                        Err(bad(format!("{s:?}: one range per rule")))
+                                    }
+                                })
+                            })
                             .transpose()
                     };
                     let cidr = |s: &Option<String>| -> Result<Option<Ipv4Net>, Diagnostic> {
-                        s.as_deref().map(|s| s.parse::<Ipv4Net>().or_else(|_| s.parse::<Ipv4Addr>().map(Ipv4Net::from)).map_err(|_| bad(format!("{s:?} is not an IPv4 CIDR")))).transpose()
+                        s.as_deref()
+                            .map(|s| {
+                                s.parse::<Ipv4Net>()
+                                    .or_else(|_| s.parse::<Ipv4Addr>().map(Ipv4Net::from))
+                                    .map_err(|_| bad(format!("{s:?} is not an IPv4 CIDR")))
+                            })
+                            .transpose()
                     };
                     let syn_only = match r.flags.as_deref() {
                         None => false,
                         Some("syn") | Some("S") => true,
-                        Some(o) => return Err(bad(format!("flags {o:?}: only \"syn\" (SYN without ACK) is supported"))),
+                        Some(o) => {
+                            return Err(bad(format!(
+                                "flags {o:?}: only \"syn\" (SYN without ACK) is supported"
+                            )))
+                        }
                     };
                     rules.push(Rule {
                         action: Some(r.action),
                         direction: r.direction,
-                        proto: r.proto.as_deref().map(|p| proto_num(Some(p))).transpose().map_err(&bad)?,
+                        proto: r
+                            .proto
+                            .as_deref()
+                            .map(|p| proto_num(Some(p)))
+                            .transpose()
+                            .map_err(&bad)?,
                         src: cidr(&r.src)?,
                         dst: cidr(&r.dst)?,
                         sport: range(&r.sport)?,
@@ -448,7 +531,12 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             let ifname = match side.as_str() {
                 "lan" => "lan0",
                 "wan" => "wan0",
-                other => return Err(cx.err(cx.find(other, 0), format!("impair.{other}: expected impair.lan or impair.wan"))),
+                other => {
+                    return Err(cx.err(
+                        cx.find(other, 0),
+                        format!("impair.{other}: expected impair.lan or impair.wan"),
+                    ))
+                }
             };
             if !(0.0..=1.0).contains(&im.loss) {
                 return Err(cx.err(cx.find("loss", 0), "loss is a probability from 0 to 1"));
@@ -459,8 +547,20 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
         let config = GatewayConfig {
             name: g.name.clone(),
             ifaces: vec![
-                IfaceConfig { name: "lan0".into(), addr: lan, side: Side::Inside, mac: mac(1), mtu },
-                IfaceConfig { name: "wan0".into(), addr: wan, side: Side::Outside, mac: mac(2), mtu },
+                IfaceConfig {
+                    name: "lan0".into(),
+                    addr: lan,
+                    side: Side::Inside,
+                    mac: mac(1),
+                    mtu,
+                },
+                IfaceConfig {
+                    name: "wan0".into(),
+                    addr: wan,
+                    side: Side::Outside,
+                    mac: mac(2),
+                    mtu,
+                },
             ],
             nat: masquerade.then(|| g.nat.clone().unwrap_or_default()),
             forwards,
@@ -471,16 +571,34 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             reject_unsolicited: g.reject_unsolicited,
             seed: 0x5eed_0000 + gi as u64,
         };
-        gateways.push(GatewaySpec { engine: g.engine.unwrap_or(EngineKind::Sim), config });
+        gateways.push(GatewaySpec {
+            engine: g.engine.unwrap_or(EngineKind::Sim),
+            config,
+        });
     }
     let mut hosts = Vec::new();
     for h in &raw.host {
         if !names.insert(h.name.clone()) {
-            return Err(cx.err(cx.find(&format!("\"{}\"", h.name), 0), format!("name {:?} is used twice", h.name)));
+            return Err(cx.err(
+                cx.find(&format!("\"{}\"", h.name), 0),
+                format!("name {:?} is used twice", h.name),
+            ));
         }
-        let mut addrs = vec![h.addr.get_ref().parse::<IpNet>().map_err(|_| cx.err(h.addr.span(), format!("{:?} is not an address/prefix like \"192.168.1.2/24\"", h.addr.get_ref())))?];
+        let mut addrs = vec![h.addr.get_ref().parse::<IpNet>().map_err(|_| {
+            cx.err(
+                h.addr.span(),
+                format!(
+                    "{:?} is not an address/prefix like \"192.168.1.2/24\"",
+                    h.addr.get_ref()
+                ),
+            )
+        })?];
         for a in &h.addrs {
-            addrs.push(a.parse().map_err(|_| cx.err(cx.find(a, 0), format!("{a:?} is not an address/prefix")))?);
+            addrs.push(
+                a.parse().map_err(|_| {
+                    cx.err(cx.find(a, 0), format!("{a:?} is not an address/prefix"))
+                })?,
+            );
         }
         let v4 = addrs.iter().find_map(|a| match a {
             IpNet::V4(n) => Some(n.addr()),
@@ -488,15 +606,43 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
         });
         let default_via = match &h.gateway {
             Some(gname) => {
-                let g = gateways.iter().find(|g| &g.config.name == gname.get_ref()).ok_or_else(|| cx.err(gname.span(), format!("gateway {:?} is not defined in this scenario", gname.get_ref())))?;
-                let ip = v4.ok_or_else(|| cx.err(gname.span(), "a host routed via a gateway needs an IPv4 address"))?;
-                let iface = g.config.ifaces.iter().find(|i| i.addr.contains(&ip)).ok_or_else(|| cx.err(gname.span(), format!("{ip} is on neither network of gateway {:?}", g.config.name)))?;
+                let g = gateways
+                    .iter()
+                    .find(|g| &g.config.name == gname.get_ref())
+                    .ok_or_else(|| {
+                        cx.err(
+                            gname.span(),
+                            format!(
+                                "gateway {:?} is not defined in this scenario",
+                                gname.get_ref()
+                            ),
+                        )
+                    })?;
+                let ip = v4.ok_or_else(|| {
+                    cx.err(
+                        gname.span(),
+                        "a host routed via a gateway needs an IPv4 address",
+                    )
+                })?;
+                let iface = g
+                    .config
+                    .ifaces
+                    .iter()
+                    .find(|i| i.addr.contains(&ip))
+                    .ok_or_else(|| {
+                        cx.err(
+                            gname.span(),
+                            format!("{ip} is on neither network of gateway {:?}", g.config.name),
+                        )
+                    })?;
                 Some((g.config.name.clone(), iface.addr.addr()))
             }
             None => v4.and_then(|ip| {
                 gateways.iter().find_map(|g| {
                     let lan = &g.config.ifaces[0];
-                    lan.addr.contains(&ip).then(|| (g.config.name.clone(), lan.addr.addr()))
+                    lan.addr
+                        .contains(&ip)
+                        .then(|| (g.config.name.clone(), lan.addr.addr()))
                 })
             }),
         };
@@ -510,13 +656,22 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                     None => ftpnat_server::config::RawConfig::default(),
                     Some(t) => {
                         let value = toml::Value::Table(t.get_ref().clone());
-                        value.try_into::<ftpnat_server::config::RawConfig>().map_err(|e| cx.err(t.span(), format!("server config: {e}")))?
+                        value
+                            .try_into::<ftpnat_server::config::RawConfig>()
+                            .map_err(|e| cx.err(t.span(), format!("server config: {e}")))?
                     }
                 };
                 Some(ServerSpec { config })
             }
         };
-        hosts.push(HostSpec { name: h.name.clone(), addrs, default_via, hosts: h.hosts.clone(), files: h.files.clone(), server });
+        hosts.push(HostSpec {
+            name: h.name.clone(),
+            addrs,
+            default_via,
+            hosts: h.hosts.clone(),
+            files: h.files.clone(),
+            server,
+        });
     }
     let mut clients = BTreeMap::new();
     let mut steps = Vec::new();
@@ -595,14 +750,40 @@ fn resolve_step(
     let (client, action) = if let Some(addr) = &s.connect {
         let host = s.host.as_ref().or(s.client.as_ref()).ok_or_else(|| bad("connect needs client = \"…\" (and host = \"…\" if the client is not named after its host)".into()))?;
         if !host_exists(host.get_ref()) {
-            return Err(cx.err(host.span(), format!("step {index}: host {:?} is not defined in this scenario", host.get_ref())));
+            return Err(cx.err(
+                host.span(),
+                format!(
+                    "step {index}: host {:?} is not defined in this scenario",
+                    host.get_ref()
+                ),
+            ));
         }
         let name = s.client.as_ref().unwrap_or(host).get_ref().clone();
-        let sa: SocketAddr = addr.get_ref().parse().map_err(|_| cx.err(addr.span(), format!("{:?} is not \"address:port\"", addr.get_ref())))?;
+        let sa: SocketAddr = addr.get_ref().parse().map_err(|_| {
+            cx.err(
+                addr.span(),
+                format!("{:?} is not \"address:port\"", addr.get_ref()),
+            )
+        })?;
         clients.insert(name.clone(), host.get_ref().clone());
-        (name, Action::Connect { host: host.get_ref().clone(), addr: sa })
+        (
+            name,
+            Action::Connect {
+                host: host.get_ref().clone(),
+                addr: sa,
+            },
+        )
     } else if let Some(user) = &s.login {
-        (client_name()?, Action::Login { user: user.clone(), pass: s.password.clone().unwrap_or_else(|| "ftpnat@example.test".into()) })
+        (
+            client_name()?,
+            Action::Login {
+                user: user.clone(),
+                pass: s
+                    .password
+                    .clone()
+                    .unwrap_or_else(|| "ftpnat@example.test".into()),
+            },
+        )
     } else if let Some(line) = &s.send {
         (client_name()?, Action::Send(line.clone()))
     } else if s.retr.is_some() || s.stor.is_some() || s.list.is_some() || s.nlst.is_some() {
@@ -622,24 +803,57 @@ fn resolve_step(
             "port" => Mode::Fresh(D::Port),
             "eprt" => Mode::Fresh(D::Eprt),
             "pending" => Mode::Pending,
-            other => return Err(bad(format!("mode {other:?}: expected pasv, epsv, port, eprt or pending"))),
+            other => {
+                return Err(bad(format!(
+                    "mode {other:?}: expected pasv, epsv, port, eprt or pending"
+                )))
+            }
         };
-        (client_name()?, Action::Transfer { verb, path, mode, size: s.size.unwrap_or(65536) })
+        (
+            client_name()?,
+            Action::Transfer {
+                verb,
+                path,
+                mode,
+                size: s.size.unwrap_or(65536),
+            },
+        )
     } else if s.quit.is_some() {
         (client_name()?, Action::Quit)
     } else if let Some(pattern) = &s.wait_log {
-        let target = s.check.as_ref().ok_or_else(|| bad("wait_log needs check = \"<server host>\"".into()))?;
-        if !hosts.iter().any(|h| &h.name == target.get_ref() && h.server.is_some()) {
-            return Err(cx.err(target.span(), format!("step {index}: {:?} is not a host with a server", target.get_ref())));
+        let target = s
+            .check
+            .as_ref()
+            .ok_or_else(|| bad("wait_log needs check = \"<server host>\"".into()))?;
+        if !hosts
+            .iter()
+            .any(|h| &h.name == target.get_ref() && h.server.is_some())
+        {
+            return Err(cx.err(
+                target.span(),
+                format!(
+                    "step {index}: {:?} is not a host with a server",
+                    target.get_ref()
+                ),
+            ));
         }
         let regex = Regex::new(pattern).map_err(|e| bad(format!("wait_log: {e}")))?;
-        (String::new(), Action::WaitLog { target: target.get_ref().clone(), regex })
+        (
+            String::new(),
+            Action::WaitLog {
+                target: target.get_ref().clone(),
+                regex,
+            },
+        )
     } else if let Some(target) = &s.check {
         let t = target.get_ref();
         let is_server = hosts.iter().any(|h| &h.name == t && h.server.is_some());
         let is_gw = gateways.iter().any(|g| &g.config.name == t);
         if !is_server && !is_gw {
-            return Err(cx.err(target.span(), format!("step {index}: check target {t:?} is neither a server host nor a gateway")));
+            return Err(cx.err(
+                target.span(),
+                format!("step {index}: check target {t:?} is neither a server host nor a gateway"),
+            ));
         }
         if is_server && !expect.counters.is_empty() {
             return Err(bad("counters are gateway counters: check a gateway".into()));
@@ -650,14 +864,27 @@ fn resolve_step(
         (String::new(), Action::Check { target: t.clone() })
     } else if let Some(scan) = &s.scan {
         if !host_exists(scan.from.get_ref()) {
-            return Err(cx.err(scan.from.span(), format!("step {index}: host {:?} is not defined", scan.from.get_ref())));
+            return Err(cx.err(
+                scan.from.span(),
+                format!(
+                    "step {index}: host {:?} is not defined",
+                    scan.from.get_ref()
+                ),
+            ));
         }
         let ranges = parse_ports(&scan.ports).map_err(&bad)?;
         let ports: Vec<u16> = ranges.iter().flat_map(|(lo, hi)| *lo..=*hi).collect();
         if ports.len() > 8192 {
             return Err(bad("scan at most 8192 ports per step".into()));
         }
-        (String::new(), Action::Scan { from: scan.from.get_ref().clone(), target: scan.target, ports })
+        (
+            String::new(),
+            Action::Scan {
+                from: scan.from.get_ref().clone(),
+                target: scan.target,
+                ports,
+            },
+        )
     } else {
         let mut inner = Vec::new();
         for p in &s.parallel {
@@ -668,13 +895,27 @@ fn resolve_step(
         }
         (String::new(), Action::Parallel(inner))
     };
-    Ok(Step { index, line, client, action, expect, timeout })
+    Ok(Step {
+        index,
+        line,
+        client,
+        action,
+        expect,
+        timeout,
+    })
 }
 
-fn resolve_expect(e: Option<&RawExpect>, bad: &dyn Fn(String) -> Diagnostic) -> Result<Expect, Diagnostic> {
-    let Some(e) = e else { return Ok(Expect::default()) };
+fn resolve_expect(
+    e: Option<&RawExpect>,
+    bad: &dyn Fn(String) -> Diagnostic,
+) -> Result<Expect, Diagnostic> {
+    let Some(e) = e else {
+        return Ok(Expect::default());
+    };
     let regex = |s: &Option<String>, what: &str| -> Result<Option<Regex>, Diagnostic> {
-        s.as_deref().map(|p| Regex::new(p).map_err(|err| bad(format!("expect.{what}: {err}")))).transpose()
+        s.as_deref()
+            .map(|p| Regex::new(p).map_err(|err| bad(format!("expect.{what}: {err}"))))
+            .transpose()
     };
     let transfer = match e.transfer.as_deref() {
         None => None,
@@ -683,32 +924,58 @@ fn resolve_expect(e: Option<&RawExpect>, bad: &dyn Fn(String) -> Diagnostic) -> 
         Some("timeout") => Some(TransferExpect::Is(DataOutcome::TimedOut)),
         Some("unreachable") => Some(TransferExpect::Is(DataOutcome::Unreachable)),
         Some("failed") => Some(TransferExpect::Failed),
-        Some(o) => return Err(bad(format!("expect.transfer {o:?}: expected ok, refused, timeout, unreachable or failed"))),
+        Some(o) => {
+            return Err(bad(format!(
+                "expect.transfer {o:?}: expected ok, refused, timeout, unreachable or failed"
+            )))
+        }
     };
     let mut counters = Vec::new();
     for (k, v) in &e.counters {
         let v = v.trim();
-        let (cmp, rest) = [(">=", Cmp::Ge), ("<=", Cmp::Le), ("==", Cmp::Eq), (">", Cmp::Gt), ("<", Cmp::Lt)]
-            .iter()
-            .find_map(|(sym, c)| v.strip_prefix(sym).map(|r| (*c, r)))
-            .unwrap_or((Cmp::Eq, v));
+        let (cmp, rest) = [
+            (">=", Cmp::Ge),
+            ("<=", Cmp::Le),
+            ("==", Cmp::Eq),
+            (">", Cmp::Gt),
+            ("<", Cmp::Lt),
+        ]
+        .iter()
+        .find_map(|(sym, c)| v.strip_prefix(sym).map(|r| (*c, r)))
+        .unwrap_or((Cmp::Eq, v));
         let n: u64 = rest.trim().parse().map_err(|_| bad(format!("expect.counters.{k} = {v:?}: expected a number with an optional >=, <=, >, < or ==")))?;
         counters.push((k.clone(), cmp, n));
     }
     let open = match &e.open {
         None => None,
         Some(s) if s.trim().is_empty() => Some(BTreeSet::new()),
-        Some(s) => Some(parse_ports(s).map_err(bad)?.into_iter().flat_map(|(a, b)| a..=b).collect()),
+        Some(s) => Some(
+            parse_ports(s)
+                .map_err(bad)?
+                .into_iter()
+                .flat_map(|(a, b)| a..=b)
+                .collect(),
+        ),
     };
-    let pasv_in = e.pasv_in.as_deref().map(|s| s.parse::<Ipv4Net>().map_err(|_| bad(format!("expect.pasv_in {s:?} is not an IPv4 CIDR")))).transpose()?;
+    let pasv_in = e
+        .pasv_in
+        .as_deref()
+        .map(|s| {
+            s.parse::<Ipv4Net>()
+                .map_err(|_| bad(format!("expect.pasv_in {s:?} is not an IPv4 CIDR")))
+        })
+        .transpose()?;
     let range = |r: Option<[u16; 2]>, what: &str| -> Result<Option<(u16, u16)>, Diagnostic> {
         match r {
-            Some([lo, hi]) if lo > hi => Err(bad(format!("expect.{what}: [{lo}, {hi}] is not [low, high]"))),
+            Some([lo, hi]) if lo > hi => Err(bad(format!(
+                "expect.{what}: [{lo}, {hi}] is not [low, high]"
+            ))),
             other => Ok(other.map(|[a, b]| (a, b))),
         }
     };
     Ok(Expect {
         code: e.code,
+        no_reply: e.no_reply.unwrap_or(false),
         text: regex(&e.text, "text")?,
         pasv_addr: e.pasv_addr,
         pasv_public: e.pasv_public,
