@@ -69,6 +69,9 @@ enum Cmd {
     List {
         /// Scenario files or folders.
         paths: Vec<PathBuf>,
+        /// Only shard K of N (as `run --shard` would run it).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
     },
     /// Validate scenario files without running them.
     Check {
@@ -154,10 +157,18 @@ fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Scenario>, ExitCode> {
     Ok(out)
 }
 
-fn parse_shard(s: &str) -> Option<(usize, usize)> {
-    let (k, n) = s.split_once('/')?;
-    let (k, n): (usize, usize) = (k.trim().parse().ok()?, n.trim().parse().ok()?);
-    (n >= 1 && (1..=n).contains(&k)).then_some((k, n))
+/// Applies `--shard K/N`, or explains the bad value.
+fn apply_shard(scenarios: Vec<Scenario>, shard: Option<String>) -> Result<Vec<Scenario>, ExitCode> {
+    let Some(sh) = shard else {
+        return Ok(scenarios);
+    };
+    match runner::parse_shard(&sh) {
+        Some((k, n)) => Ok(runner::shard(scenarios, k, n)),
+        None => {
+            eprintln!("error: --shard {sh:?}: expected K/N with 1 <= K <= N");
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -196,19 +207,10 @@ fn main() -> ExitCode {
             if !tag.is_empty() {
                 scenarios.retain(|s| s.tags.iter().any(|t| tag.contains(t)));
             }
-            if let Some(sh) = shard {
-                let Some((k, n)) = parse_shard(&sh) else {
-                    eprintln!("error: --shard {sh:?}: expected K/N with 1 <= K <= N");
-                    return ExitCode::from(2);
-                };
-                scenarios.sort_by(|a, b| a.file.cmp(&b.file));
-                scenarios = scenarios
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % n == k - 1)
-                    .map(|(_, s)| s)
-                    .collect();
-            }
+            scenarios = match apply_shard(scenarios, shard) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
             if scenarios.is_empty() {
                 eprintln!("error: no scenario selected");
                 return ExitCode::from(2);
@@ -273,7 +275,7 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Cmd::List { paths } => match load_all(paths) {
+        Cmd::List { paths, shard } => match load_all(paths).and_then(|s| apply_shard(s, shard)) {
             Ok(s) => {
                 for sc in s {
                     println!(

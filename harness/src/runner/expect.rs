@@ -322,7 +322,11 @@ mod tests {
 
     #[test]
     fn counters_by_dotted_name() {
-        let mut c = Counters { alg_rewrites: 2, rule_hits: vec![5, 0], ..Default::default() };
+        let mut c = Counters {
+            alg_rewrites: 2,
+            rule_hits: vec![5, 0],
+            ..Default::default()
+        };
         c.dropped.insert("firewall".into(), 3);
         assert_eq!(counter(&c, "alg_rewrites").unwrap(), 2);
         assert_eq!(counter(&c, "drops").unwrap(), 3);

@@ -154,11 +154,60 @@ impl Seen {
     }
 }
 
-struct Env<'a> {
-    sc: &'a Scenario,
-    topo: &'a Topology,
-    servers: HashMap<String, ReferenceServer>,
-    gateways: HashMap<String, SimGateway>,
+/// A scenario's network with its gateways and servers running, without
+/// the steps: for tests and tools that drive it themselves (e.g. run curl
+/// inside a host with [`Topology::command`]).
+#[derive(Debug)]
+pub struct Lab {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Reference servers by host (declared before `topo`: dropped first).
+    pub servers: HashMap<String, ReferenceServer>,
+    /// Sim gateways by name.
+    pub gateways: HashMap<String, SimGateway>,
+    /// The network.
+    pub topo: Topology,
+    /// Where logs, pcaps and server roots live.
+    pub dir: PathBuf,
+}
+
+impl Lab {
+    /// Builds the network and starts gateways and servers, with artifacts in `dir`.
+    pub fn start(sc: &Scenario, dir: &Path) -> Result<Lab, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let spec = topo::topology_spec(sc);
+        let _ = std::fs::write(
+            dir.join("topology.svg"),
+            crate::report::svg::topology_svg(sc),
+        );
+        let topo = Topology::build(&spec).map_err(|e| format!("building the network: {e}"))?;
+        let mut lab = Lab {
+            scenario: sc.clone(),
+            topo,
+            servers: HashMap::new(),
+            gateways: HashMap::new(),
+            dir: dir.to_owned(),
+        };
+        start_actors(&mut lab)?;
+        Ok(lab)
+    }
+
+    /// Stops servers and gateways (writing the gateways' counters and packet
+    /// logs next to the pcaps) and removes the network.
+    pub fn stop(mut self) -> BTreeMap<String, Counters> {
+        let mut out = BTreeMap::new();
+        for (_, mut s) in self.servers.drain() {
+            s.stop();
+        }
+        for (name, g) in self.gateways.drain() {
+            if let Ok(report) = g.stop() {
+                write_gateway_report(&self.dir, &report);
+                out.insert(name, report.counters);
+            }
+        }
+        out
+    }
 }
 
 /// Runs one scenario to completion.
@@ -190,33 +239,16 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             }
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        return error(result, t0, format!("cannot create {}: {e}", dir.display()));
-    }
     let mut sc = sc.clone();
     if let Some(engine) = opts.engine {
         for g in &mut sc.gateways {
             g.engine = engine;
         }
     }
-    let spec = topo::topology_spec(&sc);
-    let _ = std::fs::write(
-        dir.join("topology.svg"),
-        crate::report::svg::topology_svg(&sc),
-    );
-    let topo = match Topology::build(&spec) {
-        Ok(t) => t,
-        Err(e) => return error(result, t0, format!("building the network: {e}")),
+    let env = match Lab::start(&sc, &dir) {
+        Ok(l) => l,
+        Err(e) => return error(result, t0, e),
     };
-    let mut env = Env {
-        sc: &sc,
-        topo: &topo,
-        servers: HashMap::new(),
-        gateways: HashMap::new(),
-    };
-    if let Err(e) = start_actors(&mut env, &dir) {
-        return error(result, t0, e);
-    }
     result.setup_ms = t0.elapsed().as_millis() as u64;
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -273,16 +305,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         drop(c.ftp);
     }
     drop(rt);
-    for (_, mut s) in env.servers.drain() {
-        s.stop();
-    }
-    for (name, g) in env.gateways.drain() {
-        if let Ok(report) = g.stop() {
-            write_gateway_report(&dir, &report);
-            result.gateways.insert(name, report.counters);
-        }
-    }
-    drop(topo);
+    result.gateways = env.stop();
     result.teardown_ms = t_down.elapsed().as_millis() as u64;
     result.duration_ms = t0.elapsed().as_millis() as u64;
     result
@@ -334,11 +357,12 @@ pub fn generated_bytes(size: u64, seed: u64) -> Vec<u8> {
     v
 }
 
-fn start_actors(env: &mut Env<'_>, dir: &Path) -> Result<(), String> {
-    for g in &env.sc.gateways {
+fn start_actors(env: &mut Lab) -> Result<(), String> {
+    let dir = env.dir.clone();
+    for g in &env.scenario.gateways {
         match g.engine {
             EngineKind::Sim => {
-                let gw = SimGateway::start(Arc::clone(env.topo.ns(&g.config.name)), g.config.clone(), Some(dir))
+                let gw = SimGateway::start(Arc::clone(env.topo.ns(&g.config.name)), g.config.clone(), Some(&dir))
                     .map_err(|e| format!("starting gateway {}: {e}", g.config.name))?;
                 env.gateways.insert(g.config.name.clone(), gw);
             }
@@ -350,7 +374,7 @@ fn start_actors(env: &mut Env<'_>, dir: &Path) -> Result<(), String> {
             }
         }
     }
-    for h in &env.sc.hosts {
+    for h in &env.scenario.hosts {
         let Some(server) = &h.server else { continue };
         let root = dir.join(format!("{}-root", sanitize(&h.name)));
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -375,7 +399,7 @@ fn start_actors(env: &mut Env<'_>, dir: &Path) -> Result<(), String> {
                 std::io::Error::other(format!("{name} is not in this host's `hosts` table"))
             })
         };
-        let config = ftpnat_server::config::Config::resolve(raw, &env.sc.file, &resolver)
+        let config = ftpnat_server::config::Config::resolve(raw, &env.scenario.file, &resolver)
             .map_err(|e| format!("server on {}: {e}", h.name))?;
         let log = dir.join(format!("{}-server.log", sanitize(&h.name)));
         let s = ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log)
@@ -406,7 +430,7 @@ fn action_label(a: &Action) -> String {
 }
 
 async fn run_step(
-    env: &Env<'_>,
+    env: &Lab,
     clients: &mut HashMap<String, ClientState>,
     step: &Step,
     deadline: Instant,
@@ -441,7 +465,7 @@ async fn run_step(
 }
 
 async fn run_one(
-    env: &Env<'_>,
+    env: &Lab,
     client: &mut Option<ClientState>,
     step: &Step,
     deadline: Instant,
@@ -474,7 +498,7 @@ async fn run_one(
     }
 }
 
-async fn act(env: &Env<'_>, client: &mut Option<ClientState>, step: &Step) -> Seen {
+async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
     let mut seen = Seen::default();
     match &step.action {
         Action::Connect { host, addr } => {
@@ -629,6 +653,25 @@ pub async fn scan(
         .filter_map(|x| async move { x })
         .collect::<BTreeSet<u16>>()
         .await
+}
+
+/// Parses `K/N` (1-based shard K of N).
+pub fn parse_shard(s: &str) -> Option<(usize, usize)> {
+    let (k, n) = s.split_once('/')?;
+    let (k, n): (usize, usize) = (k.trim().parse().ok()?, n.trim().parse().ok()?);
+    (n >= 1 && (1..=n).contains(&k)).then_some((k, n))
+}
+
+/// Shard `k` of `n`: scenarios sorted by file, every n-th from k-1. Every
+/// scenario is in exactly one shard, and the split depends only on the files.
+pub fn shard(mut scenarios: Vec<Scenario>, k: usize, n: usize) -> Vec<Scenario> {
+    scenarios.sort_by(|a, b| a.file.cmp(&b.file));
+    scenarios
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % n == k - 1)
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// Runs scenarios on `jobs` threads; results in input order.

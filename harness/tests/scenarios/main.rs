@@ -1,0 +1,422 @@
+//! Scenario files, the runner, reports and the CLI (issue 6), plus real
+//! clients through the sim gateway (issue 5). Needs root (CI is root).
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use ftpnat::{
+    runner::{self, Lab, RunOptions, Status},
+    scenario,
+};
+
+const SUITE: &str = "../scenarios/conformance";
+const BIN: &str = env!("CARGO_BIN_EXE_ftpnat");
+
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "scenario tests build network namespaces: run them as root (CI does), e.g. `sudo -E cargo test --test scenarios`"
+    );
+}
+
+fn suite() -> Vec<scenario::Scenario> {
+    let files = scenario::discover(&[PathBuf::from(SUITE)]).unwrap();
+    files
+        .iter()
+        .map(|f| scenario::load(f).unwrap_or_else(|d| panic!("{d}")))
+        .collect()
+}
+
+#[test]
+fn conformance_suite_passes_and_covers_every_seed_behaviour() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let art = dir.path().join("art");
+    let out = Command::new(BIN)
+        .args(["run", SUITE, "--format", "json", "--junit"])
+        .arg(&junit)
+        .arg("--artifacts")
+        .arg(&art)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let failures: Vec<String> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] != "pass")
+        .map(|s| format!("{}: {}", s["name"], s["failure"]))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(out.status.code(), Some(0));
+    let summary = &report["summary"];
+    let passed = summary["passed"].as_u64().unwrap();
+    assert!(
+        passed >= 30,
+        "at least 30 conformance scenarios, got {passed}"
+    );
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["errors"], 0);
+    // Every seed behaviour has a scenario (DESIGN.md), by tag.
+    let tags: BTreeSet<String> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+        })
+        .collect();
+    for t in [
+        "masquerade",
+        "masquerade-dns",
+        "passive-range",
+        "pasv-format",
+        "exhaustion-fallback",
+        "forwarding",
+        "firewall",
+        "exposure",
+        "port-mismatch",
+        "deny-passive",
+        "per-client-masquerade",
+        "rfc2428",
+        "rfc2577",
+    ] {
+        assert!(tags.contains(t), "no scenario tagged {t}");
+    }
+    // JSON report fields (documented in docs/report-format.md).
+    let first = &report["scenarios"][0];
+    for k in [
+        "name",
+        "file",
+        "tags",
+        "status",
+        "duration_ms",
+        "steps",
+        "failure",
+    ] {
+        assert!(first.get(k).is_some(), "scenario entry lacks {k}");
+    }
+    // JUnit: parses, one testcase per scenario, no failures.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    let suite = root
+        .children()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(
+        suite.attribute("tests").unwrap().parse::<u64>().unwrap(),
+        passed
+    );
+    assert_eq!(suite.attribute("failures"), Some("0"));
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len() as u64, passed);
+    assert!(cases
+        .iter()
+        .all(|c| c.attribute("name").is_some() && c.attribute("time").is_some()));
+    // Artifacts: a pcap that parses into the frames we sent, and an SVG that parses.
+    let sc = art.join("masquerade-pasv-public-address");
+    let pcap = std::fs::File::open(sc.join("gw-wan0.pcap")).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(pcap).unwrap();
+    let mut frames = 0;
+    let mut saw_227 = false;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt.unwrap();
+        let parsed = etherparse::SlicedPacket::from_ethernet(&pkt.data).unwrap();
+        if let Some(etherparse::TransportSlice::Tcp(t)) = parsed.transport {
+            let payload = t.payload();
+            saw_227 |= payload.starts_with(b"227 Entering Passive Mode (203,0,113,1,");
+        }
+        frames += 1;
+    }
+    assert!(frames > 10, "{frames} frames");
+    assert!(
+        saw_227,
+        "the 227 with the public address crossed the WAN interface"
+    );
+    let svg = std::fs::read_to_string(sc.join("topology.svg")).unwrap();
+    let svg = roxmltree::Document::parse(&svg).unwrap();
+    assert!(svg
+        .descendants()
+        .any(|n| n.text() == Some("gw [sim engine]")));
+    for f in [
+        "client.transcript.txt",
+        "server-server.log",
+        "gw.counters.json",
+        "gw.packets.log",
+    ] {
+        assert!(sc.join(f).exists(), "artifact {f} missing");
+    }
+}
+
+#[test]
+fn shards_cover_every_scenario_exactly_once() {
+    let all: BTreeSet<String> = suite().into_iter().map(|s| s.name).collect();
+    for n in 1..=5 {
+        let mut seen = BTreeSet::new();
+        for k in 1..=n {
+            for s in runner::shard(suite(), k, n) {
+                assert!(
+                    seen.insert(s.name.clone()),
+                    "{} in two shards of {n}",
+                    s.name
+                );
+            }
+        }
+        assert_eq!(seen, all, "shards of {n}");
+    }
+    assert_eq!(runner::parse_shard("2/3"), Some((2, 3)));
+    assert_eq!(runner::parse_shard("0/3"), None);
+    assert_eq!(runner::parse_shard("4/3"), None);
+}
+
+#[test]
+fn broken_scenario_files_get_positioned_errors() {
+    let dir = Path::new("tests/scenarios/broken");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 12);
+    let mut all = String::new();
+    for f in &files {
+        let d = scenario::load(f).expect_err(&format!("{} must be rejected", f.display()));
+        assert!(d.line >= 1 && d.column >= 1, "{d}");
+        all.push_str(&format!("{d}\n"));
+        // The pretty form names the file and underlines the spot.
+        assert!(d.pretty().contains(&f.display().to_string()));
+    }
+    insta::assert_snapshot!(all);
+}
+
+#[test]
+fn cli_exit_codes() {
+    let code = |args: &[&str]| Command::new(BIN).args(args).output().unwrap().status.code();
+    assert_eq!(code(&["check", SUITE]), Some(0));
+    assert_eq!(
+        code(&["check", "tests/scenarios/broken/bad-address.toml"]),
+        Some(2)
+    );
+    assert_eq!(code(&["run", SUITE, "--shard", "0/3"]), Some(2));
+    assert_eq!(code(&["run", SUITE, "--filter", "(unclosed"]), Some(2));
+    assert_eq!(
+        code(&["run", SUITE, "--filter", "^no-such-scenario$"]),
+        Some(2)
+    );
+    if nix::unistd::geteuid().is_root() {
+        let out = Command::new(BIN)
+            .args(["run", "tests/scenarios/failing"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("FAIL  deliberately-failing"), "{text}");
+        assert!(text.contains("expected reply 230, got 220"), "{text}");
+        assert!(text.contains("0 passed, 1 failed, 0 errors"), "{text}");
+    }
+    let schema = Command::new(BIN).arg("schema").output().unwrap();
+    let schema: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert!(schema["properties"]["gateway"].is_object());
+}
+
+/// Ports and timings differ per run; everything else must not.
+fn normalise(t: &str) -> String {
+    let pasv = regex::Regex::new(r"(\d+,\d+,\d+,\d+),\d+,\d+").unwrap();
+    let port = regex::Regex::new(r"(\d+\.\d+\.\d+\.\d+):\d{4,5}").unwrap();
+    let epsv = regex::Regex::new(r"\|\|\|\d+\|").unwrap();
+    let eprt = regex::Regex::new(r"\|1\|([\d.]+)\|\d+\|").unwrap();
+    let t = pasv.replace_all(t, "$1,P1,P2");
+    let t = port.replace_all(&t, "$1:PORT");
+    let t = epsv.replace_all(&t, "|||PORT|");
+    eprt.replace_all(&t, "|1|$1|PORT|").into_owned()
+}
+
+#[test]
+fn transcripts_of_key_scenarios() {
+    require_root();
+    for name in [
+        "masquerade-pasv-public-address",
+        "port-mismatch-active-behind-nat-alg-off",
+        "alg-correct-fixes-active-mode",
+        "exhaustion-fallback-with-range-only-forwarding",
+    ] {
+        let sc = suite().into_iter().find(|s| s.name == name).unwrap();
+        let r = runner::run_scenario(&sc, &RunOptions::default());
+        assert_eq!(r.status, Status::Pass, "{:?}", r.failure);
+        let text: String = r
+            .transcripts
+            .iter()
+            .map(|(client, t)| {
+                // Drop the timestamp column.
+                let body: String = t
+                    .lines()
+                    .map(|l| l.trim_start().split_once(' ').map_or(l, |(_, rest)| rest))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                format!("## {client}\n{}", normalise(&body))
+            })
+            .collect();
+        insta::assert_snapshot!(name, text);
+    }
+}
+
+fn start_lab(text: &str) -> (tempfile::TempDir, Lab) {
+    let dir = tempfile::tempdir().unwrap();
+    let sc = scenario::parse(text, Path::new("inline.toml"))
+        .unwrap_or_else(|d| panic!("{}", d.pretty()));
+    let lab = Lab::start(&sc, &dir.path().join("lab")).unwrap();
+    (dir, lab)
+}
+
+fn inside_client_outside_server(gateway_extra: &str) -> String {
+    format!(
+        r#"
+name = "curl-lab"
+[[gateway]]
+name = "cgw"
+lan = "192.168.1.1/24"
+wan = "203.0.113.1/24"
+{gateway_extra}
+[[host]]
+name = "server"
+addr = "203.0.113.2/24"
+files = {{ "hello.txt" = "hello through the NAT\n" }}
+server = {{ kind = "reference", config = {{ passive_ports = [60000, 60010] }} }}
+[[host]]
+name = "client"
+addr = "192.168.1.50/24"
+"#
+    )
+}
+
+fn curl(lab: &Lab, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["-sS", "--max-time", "10"];
+    all.extend_from_slice(args);
+    let mut cmd = lab.topo.command("client", "curl", &all).unwrap();
+    cmd.output().unwrap_or_else(|e| {
+        panic!("cannot run curl: {e} — install it (apt-get install -y curl) or run ci/test.sh")
+    })
+}
+
+#[test]
+fn curl_passive_through_each_mapping_type() {
+    require_root();
+    for mapping in [
+        "endpoint-independent",
+        "address-dependent",
+        "address-and-port-dependent",
+    ] {
+        let (_d, lab) = start_lab(&inside_client_outside_server(&format!(
+            "nat = {{ mapping = \"{mapping}\", filtering = \"{mapping}\", ports = \"random\" }}"
+        )));
+        let out = curl(
+            &lab,
+            &[
+                "--disable-epsv",
+                "--no-ftp-skip-pasv-ip",
+                "ftp://203.0.113.2/hello.txt",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{mapping}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, b"hello through the NAT\n", "{mapping}");
+        let counters = lab.stop();
+        assert!(
+            counters["cgw"].mappings_created >= 2,
+            "{mapping}: {:?}",
+            counters["cgw"]
+        );
+    }
+}
+
+#[test]
+fn curl_active_mode_needs_the_alg() {
+    require_root();
+    // ALG off: the server refuses the PORT naming 192.168.1.50.
+    let (_d, lab) = start_lab(&inside_client_outside_server(""));
+    let out = curl(&lab, &["--ftp-port", "-", "ftp://203.0.113.2/hello.txt"]);
+    assert!(!out.status.success());
+    let log = lab.servers["server"].log();
+    assert!(log.contains("(address mismatch)"), "{log}");
+    lab.stop();
+    // ALG correct: rewritten, transfer works; the packet log says so.
+    let (_d, lab) = start_lab(&inside_client_outside_server("alg = \"correct\""));
+    let out = curl(&lab, &["--ftp-port", "-", "ftp://203.0.113.2/hello.txt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"hello through the NAT\n");
+    let counters = lab.stop();
+    assert!(counters["cgw"].alg_rewrites >= 1);
+    assert!(counters["cgw"].related_flows >= 1);
+}
+
+#[test]
+fn lftp_through_port_forward_with_and_without_masquerade() {
+    require_root();
+    for (masq, expect_ok) in [(true, true), (false, false)] {
+        let cfg = if masq {
+            "masquerade_address = \"203.0.113.1\", "
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"
+name = "lftp-lab"
+[[gateway]]
+name = "gw"
+lan = "192.168.1.1/24"
+wan = "203.0.113.1/24"
+reject_unsolicited = true
+forward = [ {{ ports = "21", to = "server" }}, {{ ports = "60000-60010", to = "server" }} ]
+[[host]]
+name = "server"
+addr = "192.168.1.2/24"
+files = {{ "hello.txt" = "hello through the NAT\n" }}
+server = {{ kind = "reference", config = {{ {cfg}passive_ports = [60000, 60010] }} }}
+[[host]]
+name = "client"
+addr = "203.0.113.10/24"
+"#
+        );
+        let (_d, lab) = start_lab(&text);
+        // lftp "fixes" private PASV addresses by default; turn that off to see the truth.
+        let script = "set ftp:passive-mode true; set ftp:prefer-epsv false; set ftp:fix-pasv-address false; set ftp:auto-passive-mode false; set net:max-retries 1; set net:timeout 3; open 203.0.113.1; cat hello.txt";
+        let out = lab
+            .topo
+            .command("client", "lftp", &["-c", script])
+            .unwrap()
+            .output()
+            .expect("lftp (apt-get install -y lftp)");
+        assert_eq!(
+            out.status.success(),
+            expect_ok,
+            "masquerade={masq}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if expect_ok {
+            assert_eq!(out.stdout, b"hello through the NAT\n");
+        }
+        lab.stop();
+    }
+}
