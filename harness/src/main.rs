@@ -64,6 +64,9 @@ enum Cmd {
         /// Keep per-scenario artifacts (transcripts, server logs, counters, pcaps, topology.svg) here.
         #[arg(long, value_name = "DIR")]
         artifacts: Option<PathBuf>,
+        /// Do not capture pcap files on gateway interfaces.
+        #[arg(long)]
+        no_pcap: bool,
     },
     /// List scenarios with their tags.
     List {
@@ -189,6 +192,7 @@ fn main() -> ExitCode {
             format,
             junit,
             artifacts,
+            no_pcap,
         } => {
             let mut scenarios = match load_all(paths) {
                 Ok(s) => s,
@@ -225,6 +229,7 @@ fn main() -> ExitCode {
             }
             let opts = RunOptions {
                 artifacts,
+                no_pcap,
                 engine: engine.map(|e| match e {
                     Engine::Sim => EngineKind::Sim,
                     Engine::Kernel => EngineKind::Kernel,

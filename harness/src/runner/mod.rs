@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub artifacts: Option<PathBuf>,
     /// Force every gateway onto this engine.
     pub engine: Option<EngineKind>,
+    /// Do not write pcap files (they cost gateway throughput).
+    pub no_pcap: bool,
 }
 
 /// Outcome of a scenario.
@@ -173,7 +175,7 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the network and starts gateways and servers, with artifacts in `dir`.
-    pub fn start(sc: &Scenario, dir: &Path) -> Result<Lab, String> {
+    pub fn start(sc: &Scenario, dir: &Path, pcap: bool) -> Result<Lab, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let spec = topo::topology_spec(sc);
@@ -189,7 +191,7 @@ impl Lab {
             gateways: HashMap::new(),
             dir: dir.to_owned(),
         };
-        start_actors(&mut lab)?;
+        start_actors(&mut lab, pcap)?;
         Ok(lab)
     }
 
@@ -245,7 +247,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             g.engine = engine;
         }
     }
-    let env = match Lab::start(&sc, &dir) {
+    let env = match Lab::start(&sc, &dir, !opts.no_pcap) {
         Ok(l) => l,
         Err(e) => return error(result, t0, e),
     };
@@ -357,12 +359,12 @@ pub fn generated_bytes(size: u64, seed: u64) -> Vec<u8> {
     v
 }
 
-fn start_actors(env: &mut Lab) -> Result<(), String> {
+fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
     let dir = env.dir.clone();
     for g in &env.scenario.gateways {
         match g.engine {
             EngineKind::Sim => {
-                let gw = SimGateway::start(Arc::clone(env.topo.ns(&g.config.name)), g.config.clone(), Some(&dir))
+                let gw = SimGateway::start(Arc::clone(env.topo.ns(&g.config.name)), g.config.clone(), pcap.then_some(dir.as_path()))
                     .map_err(|e| format!("starting gateway {}: {e}", g.config.name))?;
                 env.gateways.insert(g.config.name.clone(), gw);
             }

@@ -91,15 +91,23 @@ impl Netlink {
         })
     }
 
-    /// Creates a veth pair `name` — `peer` here.
-    pub fn add_veth(&self, name: &str, peer: &str) -> io::Result<()> {
+    /// Creates a veth pair with `name` here and `peer` created directly in
+    /// the namespace `peer_ns` (like `ip link add … peer name … netns …`).
+    /// Creating the peer in place avoids moving an interface between
+    /// namespaces, which waits for an RCU grace period.
+    pub fn add_veth_into(&self, name: &str, peer: &str, peer_ns: BorrowedFd<'_>) -> io::Result<()> {
+        use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
+        use rtnetlink::LinkMessageBuilder;
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .setns_by_fd(peer_ns.as_raw_fd())
+            .build();
+        let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(name.to_string())
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
         self.rt
-            .block_on(
-                self.handle
-                    .link()
-                    .add(LinkVeth::new(name, peer).build())
-                    .execute(),
-            )
+            .block_on(self.handle.link().add(msg).execute())
             .map_err(|e| io::Error::other(format!("veth {name}/{peer}: {e}")))
     }
 
@@ -113,18 +121,6 @@ impl Netlink {
                     .execute(),
             )
             .map_err(|e| io::Error::other(format!("bridge {name}: {e}")))
-    }
-
-    /// Moves `name` into the namespace `ns`, renaming it `new_name` there.
-    pub fn move_to(&self, name: &str, ns: BorrowedFd<'_>, new_name: &str) -> io::Result<()> {
-        let index = self.index(name)?;
-        let msg = LinkUnspec::new_with_index(index)
-            .setns_by_fd(ns.as_raw_fd())
-            .name(new_name)
-            .build();
-        self.rt
-            .block_on(self.handle.link().set(msg).execute())
-            .map_err(|e| io::Error::other(format!("move {name} as {new_name}: {e}")))
     }
 
     /// Sets `name` up.

@@ -276,22 +276,36 @@ impl Topology {
             .map_err(io_ctx(format!("set up node {}", n.name)))?;
             topo.nodes.insert(n.name.clone(), Node { ns, kind });
         }
-        // Create each pair in the a-side namespace, move the peer to the b side.
-        for (i, l) in spec.links.iter().enumerate() {
-            let a = Arc::clone(&topo.nodes[&l.a.node].ns);
-            let b = Arc::clone(&topo.nodes[&l.b.node].ns);
-            let tmp = format!("fnpeer{i}");
-            let (a_if, b_if) = (l.a.ifname.clone(), l.b.ifname.clone());
+        // Create each pair in the a-side namespace with its peer made directly
+        // in the b side's namespace; one thread per a-side node.
+        for n in &spec.nodes {
+            let mine: Vec<&LinkSpec> = spec.links.iter().filter(|l| l.a.node == n.name).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let a = Arc::clone(&topo.nodes[&n.name].ns);
+            let peers: Vec<Arc<Netns>> = mine
+                .iter()
+                .map(|l| Arc::clone(&topo.nodes[&l.b.node].ns))
+                .collect();
             a.run(|| -> io::Result<()> {
                 let nl = link::Netlink::open()?;
-                nl.add_veth(&a_if, &tmp)?;
-                nl.move_to(&tmp, std::os::fd::AsFd::as_fd(b.fd()), &b_if)
+                for (l, b) in mine.iter().zip(&peers) {
+                    nl.add_veth_into(&l.a.ifname, &l.b.ifname, std::os::fd::AsFd::as_fd(b.fd()))
+                        .map_err(|e| {
+                            io::Error::new(
+                                e.kind(),
+                                format!(
+                                    "link {}:{} - {}:{}: {e}",
+                                    l.a.node, l.a.ifname, l.b.node, l.b.ifname
+                                ),
+                            )
+                        })?;
+                }
+                Ok(())
             })
             .and_then(|r| r)
-            .map_err(io_ctx(format!(
-                "link {}:{} - {}:{}",
-                l.a.node, l.a.ifname, l.b.node, l.b.ifname
-            )))?;
+            .map_err(io_ctx(format!("links of {}", n.name)))?;
         }
         for n in &spec.nodes {
             let node = &topo.nodes[&n.name];

@@ -279,7 +279,7 @@ fn start_lab(text: &str) -> (tempfile::TempDir, Lab) {
     let dir = tempfile::tempdir().unwrap();
     let sc = scenario::parse(text, Path::new("inline.toml"))
         .unwrap_or_else(|d| panic!("{}", d.pretty()));
-    let lab = Lab::start(&sc, &dir.path().join("lab")).unwrap();
+    let lab = Lab::start(&sc, &dir.path().join("lab"), true).unwrap();
     (dir, lab)
 }
 

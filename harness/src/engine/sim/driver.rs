@@ -143,6 +143,113 @@ impl Pcap {
     }
 }
 
+/// Frames received with one `recvmmsg` call into fixed slots. With host
+/// offloads off no frame exceeds the MTU; a larger one is truncated and
+/// counted (it would mean offloads are on).
+struct RxBatch {
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_ll>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+const BATCH: usize = 64;
+const SLOT: usize = 2048;
+
+impl RxBatch {
+    fn new() -> Box<RxBatch> {
+        // SAFETY: all-zero is a valid bit pattern for these C structs.
+        let mut b = Box::new(RxBatch {
+            bufs: vec![0u8; BATCH * SLOT],
+            addrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+            iovs: Vec::with_capacity(BATCH),
+            hdrs: vec![unsafe { std::mem::zeroed() }; BATCH],
+        });
+        let base = b.bufs.as_mut_ptr();
+        for i in 0..BATCH {
+            // SAFETY: each slot lies inside `bufs`.
+            b.iovs.push(libc::iovec {
+                iov_base: unsafe { base.add(i * SLOT) } as *mut libc::c_void,
+                iov_len: SLOT,
+            });
+        }
+        b
+    }
+
+    /// Receives up to BATCH frames; returns how many.
+    fn recv(&mut self, fd: libc::c_int) -> usize {
+        for i in 0..BATCH {
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = &mut self.addrs[i] as *mut _ as *mut libc::c_void;
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            h.msg_iov = &mut self.iovs[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        // SAFETY: hdrs/iovs/addrs/bufs outlive the call and are sized BATCH.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        n.max(0) as usize
+    }
+
+    /// Frame `i` of the last `recv`: `None` for our own outgoing frames,
+    /// `Some(Err(()))` for a truncated one.
+    fn frame(&self, i: usize) -> Option<Result<&[u8], ()>> {
+        if self.addrs[i].sll_pkttype == libc::PACKET_OUTGOING {
+            return None;
+        }
+        if self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+            return Some(Err(()));
+        }
+        let len = (self.hdrs[i].msg_len as usize).min(SLOT);
+        Some(Ok(&self.bufs[i * SLOT..i * SLOT + len]))
+    }
+}
+
+/// Sends frames on one socket with as few `sendmmsg` calls as possible.
+fn send_batch(
+    sock: &OwnedFd,
+    frames: &[Vec<u8>],
+    drops: &mut std::collections::BTreeMap<String, u64>,
+) {
+    let mut sent = 0;
+    while sent < frames.len() {
+        let chunk = &frames[sent..frames.len().min(sent + BATCH)];
+        let mut iovs: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|f| libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            })
+            .collect();
+        // SAFETY: zeroed mmsghdr is valid; pointers set below outlive the call.
+        let mut hdrs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; chunk.len()];
+        for (h, iov) in hdrs.iter_mut().zip(iovs.iter_mut()) {
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: as above.
+        let n =
+            unsafe { libc::sendmmsg(sock.as_raw_fd(), hdrs.as_mut_ptr(), chunk.len() as u32, 0) };
+        if n <= 0 {
+            let e = io::Error::last_os_error();
+            *drops.entry(format!("send failed: {e}")).or_default() += (frames.len() - sent) as u64;
+            return;
+        }
+        sent += n as usize;
+    }
+}
+
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
 struct Queued {
     due: Instant,
@@ -278,7 +385,8 @@ fn run(
     let mut seq = 0u64;
     let name = cfg.name.clone();
     let mut router = Router::new(cfg, Instant::now());
-    let mut buf = vec![0u8; 65_536 + 64];
+    let mut rx = RxBatch::new();
+    let mut tx: Vec<Vec<Vec<u8>>> = vec![Vec::new(); socks.len()];
     let mut outs: Vec<Output> = Vec::with_capacity(64);
     let mut last_poll = Instant::now();
     let mut last_publish = Instant::now();
@@ -309,38 +417,27 @@ fn run(
                 continue;
             }
             pfd.revents = 0;
-            for _ in 0..256 {
-                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                let mut sl = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-                // SAFETY: buf and sll are valid for writes of the given sizes.
-                let r = unsafe {
-                    libc::recvfrom(
-                        pfd.fd,
-                        buf.as_mut_ptr() as *mut libc::c_void,
-                        buf.len(),
-                        libc::MSG_TRUNC,
-                        &mut sll as *mut _ as *mut libc::sockaddr,
-                        &mut sl,
-                    )
-                };
-                if r < 0 {
-                    break; // EAGAIN: drained
+            for _ in 0..8 {
+                let n = rx.recv(pfd.fd);
+                for k in 0..n {
+                    match rx.frame(k) {
+                        None => {}
+                        Some(Err(())) => {
+                            *extra_drops
+                                .entry("oversized frame (offloads on?)".into())
+                                .or_default() += 1
+                        }
+                        Some(Ok(frame)) => {
+                            if let Some(p) = pcaps[i].as_mut() {
+                                p.write(frame);
+                            }
+                            router.handle(i, frame.to_vec(), Instant::now(), &mut outs);
+                        }
+                    }
                 }
-                let len = r as usize;
-                if sll.sll_pkttype == libc::PACKET_OUTGOING {
-                    continue;
+                if n < BATCH {
+                    break;
                 }
-                if len > buf.len() {
-                    *extra_drops
-                        .entry("oversized frame (offloads on?)".into())
-                        .or_default() += 1;
-                    continue;
-                }
-                let frame = buf[..len].to_vec();
-                if let Some(p) = pcaps[i].as_mut() {
-                    p.write(&frame);
-                }
-                router.handle(i, frame, Instant::now(), &mut outs);
             }
         }
         let now = Instant::now();
@@ -366,10 +463,10 @@ fn run(
                 due = due.max(start + tx_time);
             }
             if due <= now {
-                send(&socks[o.iface], &o.frame, &mut extra_drops);
                 if let Some(p) = pcaps[o.iface].as_mut() {
                     p.write(&o.frame);
                 }
+                tx[o.iface].push(o.frame);
             } else if queue.len() < MAX_QUEUED {
                 seq += 1;
                 queue.push(Reverse(Queued {
@@ -386,9 +483,15 @@ fn run(
         }
         while queue.peek().is_some_and(|Reverse(q)| q.due <= now) {
             let Reverse(q) = queue.pop().expect("peeked");
-            send(&socks[q.iface], &q.frame, &mut extra_drops);
             if let Some(p) = pcaps[q.iface].as_mut() {
                 p.write(&q.frame);
+            }
+            tx[q.iface].push(q.frame);
+        }
+        for (i, frames) in tx.iter_mut().enumerate() {
+            if !frames.is_empty() {
+                send_batch(&socks[i], frames, &mut extra_drops);
+                frames.clear();
             }
         }
         if now.duration_since(last_poll) >= Duration::from_millis(500) {
@@ -411,26 +514,9 @@ fn run(
 }
 
 fn merged(router: &Router, extra: &std::collections::BTreeMap<String, u64>) -> Counters {
-    let mut c = router.counters.clone();
+    let mut c = router.snapshot();
     for (k, v) in extra {
         *c.dropped.entry(k.clone()).or_default() += v;
     }
     c
-}
-
-fn send(sock: &OwnedFd, frame: &[u8], drops: &mut std::collections::BTreeMap<String, u64>) {
-    // SAFETY: frame is valid for reads of its length.
-    let r = unsafe {
-        libc::send(
-            sock.as_raw_fd(),
-            frame.as_ptr() as *const libc::c_void,
-            frame.len(),
-            0,
-        )
-    };
-    if r < 0 {
-        *drops
-            .entry(format!("send failed: {}", io::Error::last_os_error()))
-            .or_default() += 1;
-    }
 }

@@ -166,8 +166,11 @@ pub struct Router {
     expects: Vec<Expect>,
     next_port: u16,
     rng: StdRng,
-    /// Counters.
+    /// Counters (the per-interface maps are filled in by [`Router::snapshot`]).
     pub counters: Counters,
+    /// Per interface: rx packets, rx bytes, tx packets, tx bytes (no
+    /// allocation on the packet path).
+    if_stats: Vec<[u64; 4]>,
     log: VecDeque<String>,
 }
 
@@ -198,6 +201,7 @@ impl Router {
                 rule_hits,
                 ..Counters::default()
             },
+            if_stats: vec![[0; 4]; cfg.ifaces.len()],
             log: VecDeque::new(),
             cfg,
         }
@@ -206,6 +210,19 @@ impl Router {
     /// The configuration.
     pub fn config(&self) -> &GatewayConfig {
         &self.cfg
+    }
+
+    /// All counters, including the per-interface ones.
+    pub fn snapshot(&self) -> Counters {
+        let mut c = self.counters.clone();
+        for (i, st) in self.if_stats.iter().enumerate() {
+            let name = &self.cfg.ifaces[i].name;
+            c.rx_packets.insert(name.clone(), st[0]);
+            c.rx_bytes.insert(name.clone(), st[1]);
+            c.tx_packets.insert(name.clone(), st[2]);
+            c.tx_bytes.insert(name.clone(), st[3]);
+        }
+        c
     }
 
     /// Number of live NAT mappings.
@@ -247,9 +264,9 @@ impl Router {
     }
 
     fn tx(&mut self, iface: usize, frame: Vec<u8>, out: &mut Vec<Output>) {
-        let name = &self.cfg.ifaces[iface].name;
-        *self.counters.tx_packets.entry(name.clone()).or_default() += 1;
-        *self.counters.tx_bytes.entry(name.clone()).or_default() += frame.len() as u64;
+        let st = &mut self.if_stats[iface];
+        st[2] += 1;
+        st[3] += frame.len() as u64;
         out.push(Output { iface, frame });
     }
 
@@ -264,9 +281,10 @@ impl Router {
         let Some(ifc) = self.cfg.ifaces.get(iface) else {
             return;
         };
-        let (me, name) = (ifc.mac, ifc.name.clone());
-        *self.counters.rx_packets.entry(name.clone()).or_default() += 1;
-        *self.counters.rx_bytes.entry(name).or_default() += frame.len() as u64;
+        let me = ifc.mac;
+        let st = &mut self.if_stats[iface];
+        st[0] += 1;
+        st[1] += frame.len() as u64;
         let Some(p) = wire::parse(&frame) else {
             self.drop_pkt(now, iface, "malformed", None);
             return;
