@@ -271,6 +271,16 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             break;
         }
         let results = rt.block_on(run_step(&env, &mut clients, step, deadline));
+        if let Some(dead) = env.gateways.values().find(|g| !g.is_running()) {
+            result.status = Status::Error;
+            result.failure = Some(format!(
+                "gateway {} stopped unexpectedly during step {} (see its report)",
+                dead.name(),
+                step.index
+            ));
+            result.steps.extend(results);
+            break;
+        }
         let failed = results.iter().find(|r| r.status != Status::Pass).cloned();
         result.steps.extend(results);
         if let Some(f) = failed {
@@ -556,8 +566,6 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
             if let Some(s) = env.servers.get(target) {
                 seen.log = Some(s.log());
             } else if let Some(g) = env.gateways.get(target) {
-                // Counters publish every 20 ms: wait one period so they include the last step.
-                tokio::time::sleep(Duration::from_millis(60)).await;
                 seen.counters = Some(g.counters());
             }
         }

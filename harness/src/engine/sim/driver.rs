@@ -50,13 +50,31 @@ pub struct SimReport {
     pub pcaps: Vec<PathBuf>,
 }
 
+/// Counters published by the gateway thread on request.
+#[derive(Debug, Default)]
+struct Live {
+    /// Snapshot and the request generation it answers.
+    state: Mutex<(Counters, u64)>,
+    ready: std::sync::Condvar,
+    /// Highest generation requested.
+    wanted: std::sync::atomic::AtomicU64,
+}
+
 /// A running sim gateway.
 #[derive(Debug)]
 pub struct SimGateway {
     name: String,
     stop: Arc<AtomicBool>,
-    live: Arc<Mutex<Counters>>,
+    live: Arc<Live>,
+    /// Wakes the gateway thread's poll (stop, counter requests).
+    wake: Arc<OwnedFd>,
     thread: Option<JoinHandle<io::Result<SimReport>>>,
+}
+
+fn wake(fd: &OwnedFd) {
+    let one: u64 = 1;
+    // SAFETY: writing 8 bytes from a valid u64 to an eventfd.
+    unsafe { libc::write(fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
 }
 
 fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
@@ -266,22 +284,31 @@ impl SimGateway {
         pcap_dir: Option<&Path>,
     ) -> io::Result<SimGateway> {
         let stop = Arc::new(AtomicBool::new(false));
-        let live = Arc::new(Mutex::new(Counters::default()));
+        let live = Arc::new(Live::default());
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: efd is a fresh descriptor we own.
+        let wake_fd = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
         let pcap_dir = pcap_dir.map(Path::to_owned);
         let name = cfg.name.clone();
         let thread = {
             let stop = Arc::clone(&stop);
             let live = Arc::clone(&live);
+            let wake_fd = Arc::clone(&wake_fd);
             std::thread::Builder::new()
                 .name(format!("sim-{}", cfg.name))
-                .spawn(move || run(ns, cfg, pcap_dir, stop, live, ready_tx))?
+                .spawn(move || run(ns, cfg, pcap_dir, stop, live, wake_fd, ready_tx))?
         };
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => Ok(SimGateway {
                 name,
                 stop,
                 live,
+                wake: wake_fd,
                 thread: Some(thread),
             }),
             Ok(Err(e)) => {
@@ -300,14 +327,32 @@ impl SimGateway {
         &self.name
     }
 
-    /// Counters as of the last publish (≤ 50 ms old).
+    /// Whether the gateway thread is still running (it ends only when
+    /// stopped, or on an I/O error or a bug).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Current counters: asks the gateway thread for a snapshot that
+    /// includes every frame it has handled so far, waiting at most 2 s.
     pub fn counters(&self) -> Counters {
-        self.live.lock().unwrap().clone()
+        let want = self.live.wanted.fetch_add(1, Ordering::SeqCst) + 1;
+        wake(&self.wake);
+        let guard = self.live.state.lock().unwrap();
+        let (guard, _) = self
+            .live
+            .ready
+            .wait_timeout_while(guard, Duration::from_secs(2), |(_, generation)| {
+                *generation < want
+            })
+            .unwrap();
+        guard.0.clone()
     }
 
     /// Stops the thread and returns the report.
     pub fn stop(mut self) -> io::Result<SimReport> {
         self.stop.store(true, Ordering::Relaxed);
+        wake(&self.wake);
         self.thread
             .take()
             .expect("running")
@@ -319,6 +364,7 @@ impl SimGateway {
 impl Drop for SimGateway {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        wake(&self.wake);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -330,7 +376,8 @@ fn run(
     cfg: GatewayConfig,
     pcap_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
-    live: Arc<Mutex<Counters>>,
+    live: Arc<Live>,
+    wake_fd: Arc<OwnedFd>,
     ready: std::sync::mpsc::Sender<io::Result<()>>,
 ) -> io::Result<SimReport> {
     type Opened = (Vec<OwnedFd>, Vec<Option<Pcap>>, Vec<PathBuf>);
@@ -389,7 +436,7 @@ fn run(
     let mut tx: Vec<Vec<Vec<u8>>> = vec![Vec::new(); socks.len()];
     let mut outs: Vec<Output> = Vec::with_capacity(64);
     let mut last_poll = Instant::now();
-    let mut last_publish = Instant::now();
+    let mut published = 0u64;
     let mut pfds: Vec<libc::pollfd> = socks
         .iter()
         .map(|s| libc::pollfd {
@@ -398,6 +445,11 @@ fn run(
             revents: 0,
         })
         .collect();
+    pfds.push(libc::pollfd {
+        fd: wake_fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    });
     let mut extra_drops: std::collections::BTreeMap<String, u64> = Default::default();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -412,7 +464,20 @@ fn run(
                 return Err(e);
             }
         }
-        for (i, pfd) in pfds.iter_mut().enumerate() {
+        let nsocks = socks.len();
+        if pfds[nsocks].revents & libc::POLLIN != 0 {
+            let mut v = 0u64;
+            // SAFETY: reading 8 bytes into a u64 from our eventfd.
+            unsafe {
+                libc::read(
+                    wake_fd.as_raw_fd(),
+                    &mut v as *mut u64 as *mut libc::c_void,
+                    8,
+                )
+            };
+            pfds[nsocks].revents = 0;
+        }
+        for (i, pfd) in pfds[..nsocks].iter_mut().enumerate() {
             if pfd.revents & libc::POLLIN == 0 {
                 continue;
             }
@@ -498,13 +563,21 @@ fn run(
             router.poll(now);
             last_poll = now;
         }
-        if now.duration_since(last_publish) >= Duration::from_millis(20) {
-            *live.lock().unwrap() = merged(&router, &extra_drops);
-            last_publish = now;
+        // Publish only when asked: every frame handled so far is included.
+        let wanted = live.wanted.load(Ordering::SeqCst);
+        if wanted > published {
+            let mut st = live.state.lock().unwrap();
+            *st = (merged(&router, &extra_drops), wanted);
+            published = wanted;
+            live.ready.notify_all();
         }
     }
     let counters = merged(&router, &extra_drops);
-    *live.lock().unwrap() = counters.clone();
+    {
+        let mut st = live.state.lock().unwrap();
+        *st = (counters.clone(), u64::MAX);
+        live.ready.notify_all();
+    }
     Ok(SimReport {
         name,
         counters,
