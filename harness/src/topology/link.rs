@@ -91,6 +91,38 @@ impl Netlink {
         })
     }
 
+    /// Names of interfaces (other than `lo`) whose operational state is not
+    /// up yet. Carrier and qdisc activation happen asynchronously (linkwatch);
+    /// until then frames sent on the interface are dropped.
+    pub fn not_up(&self) -> io::Result<Vec<String>> {
+        use rtnetlink::packet_route::link::{LinkAttribute, State};
+        self.rt.block_on(async {
+            let links: Vec<_> = self
+                .handle
+                .link()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(nl_err)?;
+            Ok(links
+                .iter()
+                .filter_map(|l| {
+                    let name = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n.clone()),
+                        _ => None,
+                    })?;
+                    let state = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::OperState(s) => Some(*s),
+                        _ => None,
+                    });
+                    let ready = matches!(state, Some(State::Up) | Some(State::Unknown));
+                    (name != "lo" && !ready).then_some(name)
+                })
+                .collect())
+        })
+    }
+
     /// Creates a veth pair with `name` here and `peer` created directly in
     /// the namespace `peer_ns` (like `ip link add … peer name … netns …`).
     /// Creating the peer in place avoids moving an interface between
@@ -222,6 +254,7 @@ const ETHTOOL_STXCSUM: u32 = 0x17;
 const ETHTOOL_STSO: u32 = 0x1f;
 const ETHTOOL_SGSO: u32 = 0x24;
 const ETHTOOL_SGRO: u32 = 0x2c;
+const ETHTOOL_GLINK: u32 = 0x0a;
 
 #[repr(C)]
 struct EthtoolValue {
@@ -236,29 +269,45 @@ struct IfReq {
     _pad: [u8; 16],
 }
 
+fn ethtool(sock: &socket2::Socket, name: &str, cmd: u32, data: u32) -> io::Result<u32> {
+    let mut val = EthtoolValue { cmd, data };
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data: &mut val,
+        _pad: [0; 16],
+    };
+    for (d, s) in req
+        .name
+        .iter_mut()
+        .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+    {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq whose data points at a live ethtool_value.
+    let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(val.data)
+}
+
+/// Asks for the link state of `name` (ETHTOOL_GLINK). Besides answering,
+/// the kernel's `ethtool_op_get_link` runs the device's pending linkwatch
+/// event at once (`linkwatch_sync_dev`): operstate goes up and the qdisc
+/// is attached now instead of at linkwatch's next once-a-second batch,
+/// during which frames sent on the link are dropped.
+pub fn sync_link(name: &str) -> io::Result<bool> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    Ok(ethtool(&sock, name, ETHTOOL_GLINK, 0)? != 0)
+}
+
 /// Turns off tx checksum offload, TSO, GSO and GRO on `name`, so a packet
 /// socket sees MTU-sized frames with complete checksums (FIELD-NOTES: veth
 /// offloads hand AF_PACKET partial checksums and 64 KB GSO frames).
 pub fn disable_offloads(name: &str) -> io::Result<()> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
     for cmd in [ETHTOOL_STXCSUM, ETHTOOL_STSO, ETHTOOL_SGSO, ETHTOOL_SGRO] {
-        let mut val = EthtoolValue { cmd, data: 0 };
-        let mut req = IfReq {
-            name: [0; libc::IFNAMSIZ],
-            data: &mut val,
-            _pad: [0; 16],
-        };
-        for (d, s) in req
-            .name
-            .iter_mut()
-            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
-        {
-            *d = s as libc::c_char;
-        }
-        // SAFETY: req is a valid ifreq whose data points at a live ethtool_value.
-        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req) };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
+        if let Err(e) = ethtool(&sock, name, cmd, 0) {
             // EOPNOTSUPP for a feature the device lacks is fine.
             if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
                 return Err(io::Error::new(

@@ -342,7 +342,41 @@ impl Topology {
                 .and_then(|r| r)
                 .map_err(io_ctx(format!("configure node {}", n.name)))?;
         }
+        topo.wait_operational(std::time::Duration::from_secs(3))?;
         Ok(topo)
+    }
+
+    /// Waits until every interface of every node is operationally up, so
+    /// the first frame a scenario sends is not dropped by a link whose
+    /// carrier is still coming up.
+    fn wait_operational(&self, bound: std::time::Duration) -> Result<(), TopologyError> {
+        let deadline = std::time::Instant::now() + bound;
+        for (name, node) in &self.nodes {
+            let pending = node
+                .ns
+                .run(|| -> io::Result<Vec<String>> {
+                    let nl = link::Netlink::open()?;
+                    loop {
+                        let pending = nl.not_up()?;
+                        if pending.is_empty() || std::time::Instant::now() >= deadline {
+                            return Ok(pending);
+                        }
+                        for name in &pending {
+                            let _ = link::sync_link(name);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                })
+                .and_then(|r| r)
+                .map_err(io_ctx(format!("waiting for the links of {name}")))?;
+            if !pending.is_empty() {
+                return Err(TopologyError::Invalid(format!(
+                    "interfaces of {name} not up within {bound:?}: {}",
+                    pending.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The node called `name`.
