@@ -383,3 +383,30 @@ fn ftp_across_a_kernel_router_with_the_reference_server() {
         .unwrap()
         .contains("listening on 192.168.1.2:21"));
 }
+
+#[test]
+fn unprivileged_user_runs_scenarios_in_a_user_namespace() {
+    require_root(); // to switch to `nobody` with setpriv
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("ftpnat");
+    std::fs::copy(env!("CARGO_BIN_EXE_ftpnat"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["masquerade-pasv-public-address.toml", "port-mismatch-active-behind-nat-alg-off.toml"] {
+        let dst = dir.path().join(f);
+        std::fs::copy(format!("../scenarios/conformance/{f}"), &dst).unwrap();
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&bin)
+        .arg("run")
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .output()
+        .expect("setpriv (apt-get install -y util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("2 passed, 0 failed, 0 errors"), "{text}");
+}
