@@ -501,7 +501,8 @@ impl FtpClient {
 }
 
 impl Transfer {
-    fn empty() -> Transfer {
+    /// No data connection (yet).
+    pub fn empty() -> Transfer {
         Transfer {
             data_peer: None,
             outcome: DataOutcome::Error,

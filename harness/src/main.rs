@@ -247,16 +247,27 @@ fn main() -> ExitCode {
                 b
             });
             let t0 = Instant::now();
-            let on_done = |r: &ScenarioResult| {
+            // Lines come out in input order whatever order scenarios finish in.
+            let pending =
+                std::sync::Mutex::new((0usize, std::collections::BTreeMap::<usize, String>::new()));
+            let on_done = |i: usize, r: &ScenarioResult| {
                 if !human {
                     return;
                 }
-                match &bar {
-                    Some(b) => {
-                        b.println(report::human_line(r));
-                        b.inc(1);
+                let mut p = pending.lock().unwrap();
+                p.1.insert(i, report::human_line(r));
+                while let Some(line) = {
+                    let next = p.0;
+                    p.1.remove(&next)
+                } {
+                    p.0 += 1;
+                    match &bar {
+                        Some(b) => {
+                            b.println(line);
+                            b.inc(1);
+                        }
+                        None => println!("{line}"),
                     }
-                    None => println!("{}", report::human_line(r)),
                 }
             };
             let results = runner::run_all(&scenarios, &opts, jobs, &on_done);

@@ -219,6 +219,15 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
             ));
         }
     }
+    if let Some(bound) = e.at_least {
+        if seen.elapsed < bound {
+            return Err(format!(
+                "took {} ms, expected at least {} ms",
+                seen.elapsed.as_millis(),
+                bound.as_millis()
+            ));
+        }
+    }
     if let Some(want) = &e.sha256 {
         let got = seen
             .transfer

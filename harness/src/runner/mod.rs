@@ -102,9 +102,10 @@ pub struct ScenarioResult {
 }
 
 struct ClientState {
-    host: String,
     ftp: Option<FtpClient>,
     transcript: Transcript,
+    /// Data connections held open by `hold` steps.
+    held: Vec<tokio::net::TcpStream>,
 }
 
 /// What a step observed.
@@ -430,6 +431,7 @@ fn action_label(a: &Action) -> String {
             verb, path, mode, ..
         } => format!("{verb:?} {path} ({mode:?})").to_lowercase(),
         Action::Quit => "quit".into(),
+        Action::Hold => "hold a data connection open".into(),
         Action::WaitLog { target, regex } => format!("wait for {target} log /{regex}/"),
         Action::Check { target } => format!("check {target}"),
         Action::Scan {
@@ -529,7 +531,7 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 Ok((ftp, banner)) => {
                     seen.reply = Some(banner);
                     *client = Some(ClientState {
-                        host: host.clone(),
+                        held: Vec::new(),
                         ftp: Some(ftp),
                         transcript,
                     });
@@ -537,7 +539,7 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 Err(e) => {
                     seen.error = Some(e.to_string());
                     *client = Some(ClientState {
-                        host: host.clone(),
+                        held: Vec::new(),
                         ftp: None,
                         transcript,
                     });
@@ -596,6 +598,24 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 }
                 Action::Send(line) => ftp.cmd(line).await.map(|r| seen.reply = Some(r)),
                 Action::Quit => ftp.cmd("QUIT").await.map(|r| seen.reply = Some(r)),
+                Action::Hold => {
+                    let mut t = crate::client::Transfer::empty();
+                    match ftp.last_passive {
+                        None => seen.error = Some("hold: no 227/229 received yet".into()),
+                        Some(target) => {
+                            t.data_peer = Some(target);
+                            match ftp.connect_data(target).await {
+                                Ok(s) => {
+                                    t.outcome = crate::client::DataOutcome::Ok;
+                                    c.held.push(s);
+                                }
+                                Err(e) => t.outcome = crate::client::DataOutcome::of(&e),
+                            }
+                        }
+                    }
+                    seen.transfer = Some(t);
+                    Ok(())
+                }
                 Action::Transfer {
                     verb,
                     path,
@@ -629,7 +649,6 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
             if matches!(step.action, Action::Quit) {
                 c.ftp = None;
             }
-            let _ = &c.host;
         }
     }
     seen
@@ -684,12 +703,13 @@ pub fn shard(mut scenarios: Vec<Scenario>, k: usize, n: usize) -> Vec<Scenario> 
         .collect()
 }
 
-/// Runs scenarios on `jobs` threads; results in input order.
+/// Runs scenarios on `jobs` threads; results in input order. `on_done`
+/// gets each result's input index as soon as it finishes.
 pub fn run_all(
     scenarios: &[Scenario],
     opts: &RunOptions,
     jobs: usize,
-    on_done: &(dyn Fn(&ScenarioResult) + Sync),
+    on_done: &(dyn Fn(usize, &ScenarioResult) + Sync),
 ) -> Vec<ScenarioResult> {
     let jobs = jobs.max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -703,7 +723,7 @@ pub fn run_all(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(sc) = scenarios.get(i) else { break };
                 let r = run_scenario(sc, opts);
-                on_done(&r);
+                on_done(i, &r);
                 *results[i].lock().unwrap() = Some(r);
             });
         }

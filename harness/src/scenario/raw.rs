@@ -232,6 +232,9 @@ pub struct RawStep {
     pub mode: Option<String>,
     /// Close the control connection with QUIT.
     pub quit: Option<bool>,
+    /// Open a data connection to the last 227/229 address and keep it open
+    /// (no transfer command) until the scenario ends.
+    pub hold: Option<bool>,
     /// Wait for a server log line matching this regex (in `check`'s host).
     pub wait_log: Option<String>,
     /// Assert on a server's log or a gateway's counters (host or gateway name).
@@ -285,6 +288,8 @@ pub struct RawExpect {
     pub transfer: Option<String>,
     /// The step finished within this many milliseconds.
     pub within_ms: Option<u64>,
+    /// The step took at least this many milliseconds (e.g. a rate limit).
+    pub at_least_ms: Option<u64>,
     /// SHA-256 (hex) of the data downloaded.
     pub sha256: Option<String>,
     /// Bytes moved.

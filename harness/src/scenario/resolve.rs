@@ -192,6 +192,8 @@ pub enum Action {
     },
     /// QUIT.
     Quit,
+    /// Connect to the pending passive address and keep the connection.
+    Hold,
     /// Wait for a log line of `target`'s server.
     WaitLog {
         /// Host with a server.
@@ -288,6 +290,8 @@ pub struct Expect {
     pub transfer: Option<TransferExpect>,
     /// Time bound.
     pub within: Option<Duration>,
+    /// Lower time bound.
+    pub at_least: Option<Duration>,
     /// Digest.
     pub sha256: Option<String>,
     /// Bytes.
@@ -724,6 +728,7 @@ fn resolve_step(
         s.list.is_some(),
         s.nlst.is_some(),
         s.quit.is_some(),
+        s.hold.is_some(),
         s.wait_log.is_some(),
         s.scan.is_some(),
         !s.parallel.is_empty(),
@@ -733,7 +738,7 @@ fn resolve_step(
     .filter(|b| **b)
     .count();
     if actions != 1 {
-        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, wait_log, check, scan, parallel".into()));
+        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, hold, wait_log, check, scan, parallel".into()));
     }
     let client_name = || -> Result<String, Diagnostic> {
         match &s.client {
@@ -820,6 +825,8 @@ fn resolve_step(
         )
     } else if s.quit.is_some() {
         (client_name()?, Action::Quit)
+    } else if s.hold.is_some() {
+        (client_name()?, Action::Hold)
     } else if let Some(pattern) = &s.wait_log {
         let target = s
             .check
@@ -984,6 +991,7 @@ fn resolve_expect(
         port_not_in: range(e.port_not_in, "port_not_in")?,
         transfer,
         within: e.within_ms.map(Duration::from_millis),
+        at_least: e.at_least_ms.map(Duration::from_millis),
         sha256: e.sha256.clone(),
         bytes: e.bytes,
         log: regex(&e.log, "log")?,

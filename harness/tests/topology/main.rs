@@ -393,7 +393,10 @@ fn unprivileged_user_runs_scenarios_in_a_user_namespace() {
     let bin = dir.path().join("ftpnat");
     std::fs::copy(env!("CARGO_BIN_EXE_ftpnat"), &bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    for f in ["masquerade-pasv-public-address.toml", "port-mismatch-active-behind-nat-alg-off.toml"] {
+    for f in [
+        "masquerade-pasv-public-address.toml",
+        "port-mismatch-active-behind-nat-alg-off.toml",
+    ] {
         let dst = dir.path().join(f);
         std::fs::copy(format!("../scenarios/conformance/{f}"), &dst).unwrap();
         std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -407,6 +410,10 @@ fn unprivileged_user_runs_scenarios_in_a_user_namespace() {
         .output()
         .expect("setpriv (apt-get install -y util-linux)");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("2 passed, 0 failed, 0 errors"), "{text}");
 }

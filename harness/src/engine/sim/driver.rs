@@ -560,7 +560,7 @@ fn run(
             }
         }
         if now.duration_since(last_poll) >= Duration::from_millis(500) {
-            router.poll(now);
+            router.poll(now, &mut outs);
             last_poll = now;
         }
         // Publish only when asked: every frame handled so far is included.

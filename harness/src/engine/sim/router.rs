@@ -82,6 +82,17 @@ struct Conn {
     adj: [SeqAdj; 2],
 }
 
+/// Frames waiting for an ARP reply.
+#[derive(Debug)]
+struct Pending {
+    iface: usize,
+    /// Translated frame, and (ingress interface, frame as received) for the
+    /// ICMP host-unreachable if the neighbour never answers.
+    frames: Vec<(Vec<u8>, Option<(usize, Vec<u8>)>)>,
+    last_request: Instant,
+    since: Instant,
+}
+
 #[derive(Debug, Clone)]
 struct Expect {
     src_ip: Ipv4Addr,
@@ -156,7 +167,7 @@ pub struct Router {
     cfg: GatewayConfig,
     start: Instant,
     arp: HashMap<Ipv4Addr, Mac>,
-    pending: HashMap<Ipv4Addr, (usize, Vec<Vec<u8>>, Instant)>,
+    pending: HashMap<Ipv4Addr, Pending>,
     conns: HashMap<u64, Conn>,
     next_id: u64,
     index: HashMap<Key, (u64, Dir)>,
@@ -307,11 +318,11 @@ impl Router {
         let ifc = &self.cfg.ifaces[iface];
         if ifc.addr.contains(&a.spa) && a.spa != ifc.addr.addr() {
             self.arp.insert(a.spa, a.sha);
-            if let Some((pif, frames, _)) = self.pending.remove(&a.spa) {
-                let my = self.cfg.ifaces[pif].mac;
-                for mut f in frames {
+            if let Some(p) = self.pending.remove(&a.spa) {
+                let my = self.cfg.ifaces[p.iface].mac;
+                for (mut f, _) in p.frames {
                     wire::set_macs(&mut f, my, a.sha);
-                    self.tx(pif, f, out);
+                    self.tx(p.iface, f, out);
                 }
             }
         }
@@ -454,6 +465,8 @@ impl Router {
                 m.last_used = now;
             }
         }
+        // Keep what the sender sent in case the next hop never answers ARP.
+        let origin = (!self.arp.contains_key(new_dst.ip())).then(|| (iface, frame.clone()));
         rewrite(frame, &mut ip, new_src, new_dst);
         if let Some(t) = ip.l4.and_then(|l| l.tcp) {
             let (mine, theirs) = match dir {
@@ -467,7 +480,7 @@ impl Router {
                 wire::set_tcp_seq(frame, &mut ip, true, theirs.ack_back(t.ack));
             }
         }
-        self.emit(egress, std::mem::take(frame), ip, now, out);
+        self.emit(egress, std::mem::take(frame), ip, origin, now, out);
     }
 
     /// TTL and MTU checks before forwarding; sends the ICMP error itself.
@@ -539,6 +552,7 @@ impl Router {
         egress: usize,
         mut frame: Vec<u8>,
         mut ip: Ip4,
+        origin: Option<(usize, Vec<u8>)>,
         now: Instant,
         out: &mut Vec<Output>,
     ) {
@@ -552,15 +566,17 @@ impl Router {
                 self.tx(egress, frame, out);
             }
             None => {
-                let entry = self
-                    .pending
-                    .entry(next_hop)
-                    .or_insert_with(|| (egress, Vec::new(), now - Duration::from_secs(10)));
-                if entry.1.len() < PENDING_CAP {
-                    entry.1.push(frame);
+                let entry = self.pending.entry(next_hop).or_insert_with(|| Pending {
+                    iface: egress,
+                    frames: Vec::new(),
+                    last_request: now - Duration::from_secs(10),
+                    since: now,
+                });
+                if entry.frames.len() < PENDING_CAP {
+                    entry.frames.push((frame, origin));
                 }
-                if now.duration_since(entry.2) >= Duration::from_millis(500) {
-                    entry.2 = now;
+                if now.duration_since(entry.last_request) >= Duration::from_millis(500) {
+                    entry.last_request = now;
                     let ifc = &self.cfg.ifaces[egress];
                     let req = wire::arp_frame(1, ifc.mac, ifc.addr.addr(), [0; 6], next_hop);
                     self.counters.arp_requests += 1;
@@ -1195,7 +1211,7 @@ impl Router {
         let Some(&(id, dir)) = self.index.get(&key) else {
             if self.our_iface(ip.dst).is_none() {
                 if let Some(egress) = self.route(ip.dst).filter(|e| *e != iface) {
-                    self.emit(egress, std::mem::take(frame), ip, now, out);
+                    self.emit(egress, std::mem::take(frame), ip, None, now, out);
                     return;
                 }
             }
@@ -1218,13 +1234,14 @@ impl Router {
         wire::recompute_icmp_error(frame, &ip, &inner);
         self.counters.icmp_errors_translated += 1;
         self.note(now, iface, "icmp error translated", Some(&ip));
-        self.emit(egress, std::mem::take(frame), ip, now, out);
+        self.emit(egress, std::mem::take(frame), ip, None, now, out);
     }
 
     // ---- timers ------------------------------------------------------------
 
     /// Expires flows, mappings, expectations and stale ARP queues.
-    pub fn poll(&mut self, now: Instant) {
+    /// Expiry may answer senders with ICMP host unreachable, hence `out`.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Output>) {
         let t = self
             .cfg
             .nat
@@ -1276,19 +1293,28 @@ impl Router {
             live
         });
         let _ = before;
+        // Neighbours silent for 3 s: drop their queue, tell each sender.
         let stale: Vec<Ipv4Addr> = self
             .pending
             .iter()
-            .filter(|(_, (_, _, t))| now.saturating_duration_since(*t) > Duration::from_secs(3))
+            .filter(|(_, p)| now.saturating_duration_since(p.since) > Duration::from_secs(3))
             .map(|(ip, _)| *ip)
             .collect();
         for ip in stale {
-            if let Some((_, frames, _)) = self.pending.remove(&ip) {
-                *self
-                    .counters
-                    .dropped
-                    .entry("neighbour unreachable (no ARP reply)".into())
-                    .or_default() += frames.len() as u64;
+            let Some(p) = self.pending.remove(&ip) else {
+                continue;
+            };
+            *self
+                .counters
+                .dropped
+                .entry("neighbour unreachable (no ARP reply)".into())
+                .or_default() += p.frames.len() as u64;
+            for (_, origin) in p.frames {
+                if let Some((ingress, orig)) = origin {
+                    if let Some(Kind::Ipv4(oip)) = wire::parse(&orig).map(|x| x.kind) {
+                        self.icmp_back(ingress, &orig, &oip, 3, 1, [0; 4], out);
+                    }
+                }
             }
         }
     }

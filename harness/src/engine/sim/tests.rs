@@ -852,17 +852,17 @@ fn timeouts_expire_flows_then_mappings() {
     );
     assert_eq!((g.r.conn_count(), g.r.mapping_count()), (2, 2));
     g.now += Duration::from_secs(6);
-    g.r.poll(g.now);
+    g.r.poll(g.now, &mut Vec::new());
     assert_eq!(
         g.r.conn_count(),
         1,
         "UDP flow gone after 5 s, established TCP stays"
     );
     g.now += Duration::from_secs(6);
-    g.r.poll(g.now);
+    g.r.poll(g.now, &mut Vec::new());
     assert_eq!(g.r.mapping_count(), 1, "idle UDP mapping expired");
     g.now += Duration::from_secs(100);
-    g.r.poll(g.now);
+    g.r.poll(g.now, &mut Vec::new());
     assert_eq!(g.r.conn_count(), 0);
     assert_eq!(g.r.counters.conns_expired, 2);
 }
@@ -949,6 +949,39 @@ fn ttl_mtu_and_icmp_errors_translated_back() {
     let inner = wire::parse_embedded(&f, ip.l4.unwrap().payload_off).unwrap();
     assert_eq!(inner.src_sa(), sa("192.168.1.2:5001"));
     assert_eq!(g.r.counters.icmp_errors_translated, 1);
+}
+
+#[test]
+fn silent_neighbour_gets_sender_a_host_unreachable() {
+    let mut g = Gw::new(config(None));
+    let out = g.tcp(
+        WAN,
+        "203.0.113.10:40000",
+        "192.168.1.99:80",
+        1,
+        0,
+        flags::SYN,
+        b"",
+    );
+    assert_eq!(out.len(), 1, "an ARP request, the SYN queued");
+    g.now += Duration::from_secs(4);
+    let mut out = Vec::new();
+    g.r.poll(g.now, &mut out);
+    let (iface, ip, f) = one_ip(&out);
+    assert_eq!(
+        (iface, ip.dst.to_string(), ip.l4.unwrap().icmp),
+        (WAN, "203.0.113.10".to_string(), Some((3, 1)))
+    );
+    let inner = wire::parse_embedded(&f, ip.l4.unwrap().payload_off).unwrap();
+    assert_eq!(
+        inner.dst_sa(),
+        sa("192.168.1.99:80"),
+        "the quote is what the sender sent"
+    );
+    assert_eq!(
+        g.r.counters.dropped["neighbour unreachable (no ARP reply)"],
+        1
+    );
 }
 
 #[test]
