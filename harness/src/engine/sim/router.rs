@@ -82,13 +82,16 @@ struct Conn {
     adj: [SeqAdj; 2],
 }
 
+/// (ingress interface, frame as received): what an ICMP error quotes.
+type Origin = Option<(usize, Vec<u8>)>;
+
 /// Frames waiting for an ARP reply.
 #[derive(Debug)]
 struct Pending {
     iface: usize,
-    /// Translated frame, and (ingress interface, frame as received) for the
-    /// ICMP host-unreachable if the neighbour never answers.
-    frames: Vec<(Vec<u8>, Option<(usize, Vec<u8>)>)>,
+    /// Translated frame, and its origin for the ICMP host-unreachable if the
+    /// neighbour never answers.
+    frames: Vec<(Vec<u8>, Origin)>,
     last_request: Instant,
     since: Instant,
 }
@@ -552,7 +555,7 @@ impl Router {
         egress: usize,
         mut frame: Vec<u8>,
         mut ip: Ip4,
-        origin: Option<(usize, Vec<u8>)>,
+        origin: Origin,
         now: Instant,
         out: &mut Vec<Output>,
     ) {
