@@ -68,6 +68,20 @@ enum Cmd {
         #[arg(long)]
         no_pcap: bool,
     },
+    /// Run scenarios on both engines (sim and kernel) and report where they disagree.
+    ///
+    /// Exit 1 when the engines behave differently somewhere (settings the kernel
+    /// cannot express and sim-only counters are listed, not counted).
+    Diff {
+        /// Scenario files or folders.
+        paths: Vec<PathBuf>,
+        /// Scenarios run at once.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// List scenarios with their tags.
     List {
         /// Scenario files or folders.
@@ -286,6 +300,80 @@ fn main() -> ExitCode {
                 }
             }
             if summary.failed + summary.errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Cmd::Diff {
+            paths,
+            jobs,
+            format,
+        } => {
+            let scenarios = match load_all(paths) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let run = |engine| {
+                let opts = RunOptions {
+                    engine: Some(engine),
+                    no_pcap: true,
+                    ..Default::default()
+                };
+                runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
+            };
+            let sim = run(EngineKind::Sim);
+            let kernel = run(EngineKind::Kernel);
+            let mut rows = Vec::new();
+            for (a, b) in sim.iter().zip(&kernel) {
+                if let Some(d) = runner::disagreement(a, b) {
+                    let why = b
+                        .failure
+                        .clone()
+                        .or_else(|| a.failure.clone())
+                        .unwrap_or_default();
+                    rows.push((
+                        a.name.clone(),
+                        a.status,
+                        b.status,
+                        d,
+                        why.lines().next().unwrap_or("").to_string(),
+                    ));
+                }
+            }
+            let behaviour = rows
+                .iter()
+                .filter(|r| r.3 == runner::Disagreement::Behaviour)
+                .count();
+            match format {
+                Format::Human => {
+                    for (name, s, k, d, why) in &rows {
+                        println!("{name}: sim {s:?}, kernel {k:?} — {d:?}\n    {why}");
+                    }
+                    println!(
+                        "{} scenarios: {} agree, {} differ ({} in behaviour, {} not expressible in the kernel, {} sim-only counters)",
+                        sim.len(),
+                        sim.len() - rows.len(),
+                        rows.len(),
+                        behaviour,
+                        rows.iter().filter(|r| r.3 == runner::Disagreement::NotExpressible).count(),
+                        rows.iter().filter(|r| r.3 == runner::Disagreement::SimOnlyCounter).count(),
+                    );
+                }
+                Format::Json => {
+                    let v: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|(n, s, k, d, w)| serde_json::json!({"name": n, "sim": s, "kernel": k, "kind": d, "detail": w}))
+                        .collect();
+                    println!(
+                        "{}",
+                        serde_json::json!({"scenarios": sim.len(), "disagreements": v})
+                    );
+                }
+            }
+            if behaviour > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -3,7 +3,10 @@
 //! scenario declares; each engine realises it:
 //! * [`sim`] — a userspace router on AF_PACKET sockets (default); it can
 //!   model behaviours the kernel cannot (mapping/filtering types, broken ALGs).
+//! * [`kernel`] — Linux forwarding with a generated (or the user's own)
+//!   nftables rule set and the conntrack FTP helper.
 
+pub mod kernel;
 pub mod sim;
 
 use std::net::Ipv4Addr;

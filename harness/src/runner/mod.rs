@@ -157,6 +157,42 @@ impl Seen {
     }
 }
 
+/// A running gateway of either engine.
+#[derive(Debug)]
+pub enum Gateway {
+    /// Userspace.
+    Sim(SimGateway),
+    /// nftables in the gateway's namespace.
+    Kernel(crate::engine::kernel::KernelGateway),
+}
+
+impl Gateway {
+    /// Current counters (the kernel engine fills forwarded, rule hits and
+    /// firewall drops; the rest is sim-only).
+    pub fn counters(&self) -> Counters {
+        match self {
+            Gateway::Sim(g) => g.counters(),
+            Gateway::Kernel(g) => g.counters(),
+        }
+    }
+
+    /// Whether it still works (a sim thread can die; the kernel cannot).
+    pub fn is_running(&self) -> bool {
+        match self {
+            Gateway::Sim(g) => g.is_running(),
+            Gateway::Kernel(_) => true,
+        }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &str {
+        match self {
+            Gateway::Sim(g) => g.name(),
+            Gateway::Kernel(g) => g.name(),
+        }
+    }
+}
+
 /// A scenario's network with its gateways and servers running, without
 /// the steps: for tests and tools that drive it themselves (e.g. run curl
 /// inside a host with [`Topology::command`]).
@@ -166,8 +202,8 @@ pub struct Lab {
     pub scenario: Scenario,
     /// Reference servers by host (declared before `topo`: dropped first).
     pub servers: HashMap<String, ReferenceServer>,
-    /// Sim gateways by name.
-    pub gateways: HashMap<String, SimGateway>,
+    /// Gateways by name.
+    pub gateways: HashMap<String, Gateway>,
     /// The network.
     pub topo: Topology,
     /// Where logs, pcaps and server roots live.
@@ -204,9 +240,20 @@ impl Lab {
             s.stop();
         }
         for (name, g) in self.gateways.drain() {
-            if let Ok(report) = g.stop() {
-                write_gateway_report(&self.dir, &report);
-                out.insert(name, report.counters);
+            match g {
+                Gateway::Sim(g) => {
+                    if let Ok(report) = g.stop() {
+                        write_gateway_report(&self.dir, &report);
+                        out.insert(name, report.counters);
+                    }
+                }
+                Gateway::Kernel(g) => {
+                    let c = g.counters();
+                    if let Ok(j) = serde_json::to_string_pretty(&c) {
+                        let _ = std::fs::write(self.dir.join(format!("{name}.counters.json")), j);
+                    }
+                    out.insert(name, c);
+                }
             }
         }
         out
@@ -375,15 +422,23 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
     for g in &env.scenario.gateways {
         match g.engine {
             EngineKind::Sim => {
-                let gw = SimGateway::start(Arc::clone(env.topo.ns(&g.config.name)), g.config.clone(), pcap.then_some(dir.as_path()))
-                    .map_err(|e| format!("starting gateway {}: {e}", g.config.name))?;
-                env.gateways.insert(g.config.name.clone(), gw);
+                let gw = SimGateway::start(
+                    Arc::clone(env.topo.ns(&g.config.name)),
+                    g.config.clone(),
+                    pcap.then_some(dir.as_path()),
+                )
+                .map_err(|e| format!("starting gateway {}: {e}", g.config.name))?;
+                env.gateways.insert(g.config.name.clone(), Gateway::Sim(gw));
             }
             EngineKind::Kernel => {
-                return Err(format!(
-                    "gateway {}: the kernel engine is not available in this version (use engine = \"sim\")",
-                    g.config.name
-                ))
+                let gw = crate::engine::kernel::KernelGateway::start(
+                    &env.topo,
+                    &g.config,
+                    g.ruleset.as_deref(),
+                    &dir,
+                )?;
+                env.gateways
+                    .insert(g.config.name.clone(), Gateway::Kernel(gw));
             }
         }
     }
@@ -682,6 +737,62 @@ pub async fn scan(
         .filter_map(|x| async move { x })
         .collect::<BTreeSet<u16>>()
         .await
+}
+
+/// Why the two engines disagree on a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Disagreement {
+    /// The scenario uses a setting the kernel engine cannot express.
+    NotExpressible,
+    /// Only a check of counters the kernel engine does not keep failed.
+    SimOnlyCounter,
+    /// The engines really behave differently.
+    Behaviour,
+}
+
+/// Counters only the sim engine keeps (the kernel engine reports forwarded,
+/// rule hits and firewall/invalid drops).
+pub const SIM_ONLY_COUNTERS: &[&str] = &[
+    "alg_",
+    "expectations_",
+    "related_flows",
+    "mappings_",
+    "conns_",
+    "icmp_",
+    "arp_",
+    "dropped.no mapping",
+    "dropped.filtered",
+    "dropped.hairpin",
+    "dropped.impairment",
+    "tx_",
+    "rx_",
+];
+
+/// Classifies a sim/kernel pair of results; `None` when they agree.
+pub fn disagreement(sim: &ScenarioResult, kernel: &ScenarioResult) -> Option<Disagreement> {
+    if sim.status == kernel.status {
+        return None;
+    }
+    let failure = kernel.failure.as_deref().unwrap_or("");
+    if kernel.status == Status::Error && failure.contains("not expressible with the kernel engine")
+    {
+        return Some(Disagreement::NotExpressible);
+    }
+    let sim_only = kernel
+        .steps
+        .iter()
+        .filter(|s| s.status != Status::Pass)
+        .all(|s| {
+            s.failure.as_deref().is_some_and(|f| {
+                f.strip_prefix("counter ")
+                    .is_some_and(|rest| SIM_ONLY_COUNTERS.iter().any(|p| rest.starts_with(p)))
+            })
+        });
+    if kernel.status == Status::Fail && sim_only {
+        return Some(Disagreement::SimOnlyCounter);
+    }
+    Some(Disagreement::Behaviour)
 }
 
 /// Parses `K/N` (1-based shard K of N).

@@ -82,6 +82,10 @@ pub struct RawGateway {
     pub reject_unsolicited: bool,
     /// MTU of both interfaces (default 1500).
     pub mtu: Option<u16>,
+    /// Kernel engine: load this nftables file (relative to the scenario)
+    /// instead of the rule set generated from the keys above.
+    #[schemars(with = "Option<String>")]
+    pub ruleset: Option<Spanned<String>>,
 }
 
 /// A port forward.

@@ -110,6 +110,8 @@ pub struct Scenario {
 pub struct GatewaySpec {
     /// Engine.
     pub engine: EngineKind,
+    /// Kernel engine: the user's own nftables rule set (file contents).
+    pub ruleset: Option<String>,
     /// The engine-neutral model (interfaces `lan0` inside, `wan0` outside).
     pub config: GatewayConfig,
 }
@@ -575,8 +577,22 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             reject_unsolicited: g.reject_unsolicited,
             seed: 0x5eed_0000 + gi as u64,
         };
+        let engine = g.engine.unwrap_or(EngineKind::Sim);
+        let ruleset = match &g.ruleset {
+            None => None,
+            Some(f) if engine != EngineKind::Kernel => {
+                return Err(cx.err(f.span(), "ruleset needs engine = \"kernel\""))
+            }
+            Some(f) => {
+                let path = cx.file.parent().unwrap_or(Path::new(".")).join(f.get_ref());
+                Some(std::fs::read_to_string(&path).map_err(|e| {
+                    cx.err(f.span(), format!("cannot read {}: {e}", path.display()))
+                })?)
+            }
+        };
         gateways.push(GatewaySpec {
-            engine: g.engine.unwrap_or(EngineKind::Sim),
+            engine,
+            ruleset,
             config,
         });
     }

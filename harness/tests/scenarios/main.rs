@@ -420,3 +420,44 @@ addr = "203.0.113.10/24"
         lab.stop();
     }
 }
+
+#[test]
+fn sim_and_kernel_engines_agree_except_where_explained() {
+    require_root();
+    let out = Command::new(BIN)
+        .args(["diff", SUITE, "--format", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let behaviour: Vec<&str> = v["disagreements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["kind"] == "behaviour")
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    // Linux masquerades hairpin traffic to the LAN interface's address, the
+    // sim gateway to the public one: the only real behaviour difference.
+    assert_eq!(
+        behaviour,
+        vec!["masquerade-hairpin-mixed-paths-trip-theft-protection"],
+        "{v}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let agree =
+        v["scenarios"].as_u64().unwrap() - v["disagreements"].as_array().unwrap().len() as u64;
+    assert!(agree >= 30, "{agree} scenarios agree across engines");
+}
+
+#[test]
+fn kernel_engine_passes_the_seed_scenarios() {
+    require_root();
+    let out = Command::new(BIN)
+        .args(["run", SUITE, "--engine", "kernel", "--tag", "exhaustion-fallback", "--tag", "port-mismatch", "--tag", "firewall", "--tag", "masquerade-dns", "--tag", "per-client-masquerade", "--filter", "^(exhaustion-fallback-with-full|exhaustion-refuse|exhaustion-wait|port-|firewall-|masquerade-dns|per-client|forwarding-active)"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" 0 failed, 0 errors"), "{text}");
+}
