@@ -34,7 +34,7 @@ pub struct Unsupported {
     pub what: String,
 }
 
-fn iface<'a>(cfg: &'a GatewayConfig, side: Side) -> &'a crate::engine::IfaceConfig {
+fn iface(cfg: &GatewayConfig, side: Side) -> &crate::engine::IfaceConfig {
     cfg.ifaces
         .iter()
         .find(|i| i.side == side)
