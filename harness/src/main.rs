@@ -82,6 +82,23 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Check a router rule set (nftables) against a battery of FTP-through-NAT
+    /// behaviours: control connection, passive with and without masquerade,
+    /// EPSV, inside clients passive and active, exposure.
+    ///
+    /// The rule set is loaded in a gateway whose interfaces are lan0
+    /// (192.168.1.1/24, server 192.168.1.2 with passive ports 60000-60010)
+    /// and wan0 (203.0.113.1/24). Exit 1 when a row fails.
+    ValidateRuleset {
+        /// nftables file (as for `nft -f`).
+        file: PathBuf,
+        /// Rows run at once.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// List scenarios with their tags.
     List {
         /// Scenario files or folders.
@@ -377,6 +394,50 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
+            }
+        }
+        Cmd::ValidateRuleset { file, jobs, format } => {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let rows = match runner::ruleset::validate(&file, jobs) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match format {
+                Format::Human => {
+                    for r in &rows {
+                        let mark = match r.status {
+                            runner::Status::Pass => "PASS ",
+                            runner::Status::Fail => "FAIL ",
+                            runner::Status::Error => "ERROR",
+                        };
+                        println!("{mark} {:<28} needs: {}", r.name, r.needs);
+                        if let Some(d) = &r.detail {
+                            println!("      {d}");
+                        }
+                    }
+                    let ok = rows
+                        .iter()
+                        .filter(|r| r.status == runner::Status::Pass)
+                        .count();
+                    println!(
+                        "{ok} of {} behaviours work with {}",
+                        rows.len(),
+                        file.display()
+                    );
+                }
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                ),
+            }
+            if rows.iter().all(|r| r.status == runner::Status::Pass) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
         }
         Cmd::List { paths, shard } => match load_all(paths).and_then(|s| apply_shard(s, shard)) {

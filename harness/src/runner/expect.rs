@@ -121,7 +121,17 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
                     r.lines.join(" | ")
                 ))
             }
-            None => return Err(format!("expected reply {code}, got none")),
+            None => {
+                let why = match &seen.transfer {
+                    Some(t) if t.outcome != DataOutcome::Ok => format!(
+                        " (data connection to {} failed: {:?})",
+                        t.data_peer.map_or("-".into(), |p| p.to_string()),
+                        t.outcome
+                    ),
+                    _ => String::new(),
+                };
+                return Err(format!("expected reply {code}, got none{why}"));
+            }
         }
     }
     if let Some(re) = &e.text {

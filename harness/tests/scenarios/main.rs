@@ -461,3 +461,52 @@ fn kernel_engine_passes_the_seed_scenarios() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains(" 0 failed, 0 errors"), "{text}");
 }
+
+#[test]
+fn validate_ruleset_tells_a_good_router_from_a_broken_one() {
+    require_root();
+    let run = |file: &str| {
+        let out = Command::new(BIN)
+            .args(["validate-ruleset", file, "--format", "json"])
+            .output()
+            .unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let verdicts: Vec<(String, String)> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["name"].as_str().unwrap().to_string(),
+                    r["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        (out.status.code(), verdicts)
+    };
+    let (code, good) = run("../scenarios/rulesets/good-router.nft");
+    assert_eq!(code, Some(0), "{good:?}");
+    assert!(good.iter().all(|(_, s)| s == "pass"), "{good:?}");
+    let (code, bad) = run("../scenarios/rulesets/only-port-21.nft");
+    assert_eq!(code, Some(1));
+    let failing: Vec<&str> = bad
+        .iter()
+        .filter(|(_, s)| s != "pass")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        failing,
+        vec![
+            "passive-with-masquerade",
+            "epsv",
+            "passive-without-masquerade",
+            "inside-client-active"
+        ]
+    );
+    let missing = Command::new(BIN)
+        .args(["validate-ruleset", "/nonexistent.nft"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
