@@ -139,3 +139,75 @@ fn serves_curl_and_lftp_then_drains_on_sigterm() {
     assert!(log.contains("transfer complete"), "{log}");
     assert!(log.contains("server stopped"), "{log}");
 }
+
+/// Memory stays bounded with 1,000 idle sessions: the server's RSS growth is
+/// measured and must stay under 64 MiB (README reports the figure).
+#[test]
+fn rss_with_1000_idle_sessions() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let want = 4096.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, want, hard).unwrap();
+    assert!(
+        want >= 2100,
+        "needs 2,100 file descriptors (ulimit -n), have {want}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "[limits]\nmax_clients = 1100\nmax_clients_per_ip = 1100\n",
+    );
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let addr: std::net::SocketAddr = loop {
+        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        if let Some(a) = line.split("listening on ").nth(1) {
+            break a.trim().parse().unwrap();
+        }
+    };
+    let rss = |pid: u32| -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = rss(child.id());
+    let mut conns = Vec::new();
+    for _ in 0..1000 {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(s);
+        let mut banner = String::new();
+        r.read_line(&mut banner).unwrap();
+        assert!(banner.starts_with("220 "), "{banner}");
+        conns.push(r);
+    }
+    let after = rss(child.id());
+    let per_session = (after.saturating_sub(before)) as f64 / 1000.0;
+    println!("RSS with 1000 idle sessions: {before} KiB -> {after} KiB ({per_session:.1} KiB per session)");
+    assert!(
+        after - before < 64 * 1024,
+        "RSS grew by {} KiB",
+        after - before
+    );
+    drop(conns);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+}

@@ -533,3 +533,89 @@ async fn session_transcript_snapshot() {
     let text = t.render(false).replace(&srv.addr.to_string(), "SERVER");
     insta::assert_snapshot!(text);
 }
+
+// ---- hardening (issue 9) ------------------------------------------------------
+
+#[tokio::test]
+async fn max_clients_per_ip_answers_421_and_serves_other_addresses() {
+    let srv = TestServer::start("[limits]\nmax_clients_per_ip = 2").await;
+    let _a = srv.login().await;
+    let _b = srv.login().await;
+    let (_, banner) = srv.connect().await;
+    assert_eq!(
+        (banner.code, banner.lines[0].as_str()),
+        (421, "Too many connections from your address")
+    );
+    // Another source address is still served.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let stream = sock.connect(srv.addr).await.unwrap();
+    let mut lines = tokio::io::BufReader::new(stream);
+    let mut first = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut first)
+        .await
+        .unwrap();
+    assert!(first.starts_with("220 "), "{first}");
+}
+
+#[tokio::test]
+async fn slow_loris_hits_the_login_timeout() {
+    let srv = TestServer::start("[timeouts]\nlogin = 1").await;
+    let (mut c, _) = srv.connect().await;
+    // One byte, then nothing: the login timeout closes the session.
+    c.send_line("U").await.unwrap();
+    assert_eq!(c.read_reply().await.unwrap().code, 500);
+    let t0 = std::time::Instant::now();
+    let r = c.read_reply().await.unwrap();
+    assert_eq!(
+        (r.code, r.lines[0].as_str()),
+        (421, "Login timeout, closing control connection")
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3));
+    // And an idle logged-in session hits the idle timeout.
+    let srv = TestServer::start("[timeouts]\nidle = 1").await;
+    let mut c = srv.login().await;
+    let r = c.read_reply().await.unwrap();
+    assert_eq!(
+        (r.code, r.lines[0].as_str()),
+        (421, "Idle timeout, closing control connection")
+    );
+}
+
+#[tokio::test]
+async fn thousands_of_pasv_hold_one_port() {
+    let srv = TestServer::start("passive_ports = [61400, 61409]").await;
+    let mut c = srv.login().await;
+    for _ in 0..2000 {
+        assert_eq!(c.cmd("PASV").await.unwrap().code, 227);
+    }
+    assert_eq!(srv.pool_available(), 9, "one pending listener per session");
+    assert_eq!(srv.server_metrics().fallback, 0);
+}
+
+#[tokio::test]
+async fn client_vanishing_mid_transfer_releases_everything() {
+    let srv = TestServer::start("passive_ports = [61420, 61420]").await;
+    std::fs::write(srv.root.path().join("big.bin"), vec![3u8; 32 << 20]).unwrap();
+    let mut c = srv.login().await;
+    let r = c.cmd("PASV").await.unwrap();
+    let target = SocketAddr::V4(pasv_addr(&r).unwrap());
+    let data = c.connect_data(target).await.unwrap();
+    assert_eq!(c.cmd("RETR big.bin").await.unwrap().code, 150);
+    // Vanish: reset the data connection and drop the control connection.
+    let std = data.into_std().unwrap();
+    socket2::SockRef::from(&std)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(std);
+    drop(c);
+    wait_for_log(&srv, "FTP session closed").await;
+    assert_eq!(srv.pool_available(), 1);
+    // The server keeps serving.
+    let mut d = srv.login().await;
+    let t = d
+        .transfer(DataMode::Pasv, "RETR hello.txt", None)
+        .await
+        .unwrap();
+    assert_eq!(t.outcome, DataOutcome::Ok);
+}
