@@ -83,15 +83,29 @@ enum Cmd {
         format: Format,
     },
     /// Check a router rule set (nftables) against a battery of FTP-through-NAT
-    /// behaviours: control connection, passive with and without masquerade,
-    /// EPSV, inside clients passive and active, exposure.
+    /// behaviours: control connection, passive (PASV, EPSV), the whole
+    /// passive range reachable, exposure, inside clients passive and active,
+    /// the FTP helper, hairpin.
     ///
-    /// The rule set is loaded in a gateway whose interfaces are lan0
-    /// (192.168.1.1/24, server 192.168.1.2 with passive ports 60000-60010)
-    /// and wan0 (203.0.113.1/24). Exit 1 when a row fails.
+    /// The rule set is loaded (`nft -f`) in a gateway namespace whose
+    /// interfaces are named and addressed as on your router. Exit 0 when all
+    /// required rows pass, 1 when one fails, 2 when the rule set does not
+    /// load (nft's message names the line).
     ValidateRuleset {
         /// nftables file (as for `nft -f`).
         file: PathBuf,
+        /// Outside interface as on the router: NAME=ADDRESS/PREFIX.
+        #[arg(long, default_value = "wan0=203.0.113.1/24")]
+        wan: String,
+        /// Inside interface as on the router: NAME=ADDRESS/PREFIX.
+        #[arg(long, default_value = "lan0=192.168.1.1/24")]
+        lan: String,
+        /// The FTP server's inside address.
+        #[arg(long, default_value = "192.168.1.2")]
+        server: std::net::Ipv4Addr,
+        /// The server's passive port range.
+        #[arg(long, default_value = "60000-60010")]
+        passive: String,
         /// Rows run at once.
         #[arg(long)]
         jobs: Option<usize>,
@@ -396,10 +410,37 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             }
         }
-        Cmd::ValidateRuleset { file, jobs, format } => {
+        Cmd::ValidateRuleset {
+            file,
+            wan,
+            lan,
+            server,
+            passive,
+            jobs,
+            format,
+        } => {
+            let parsed = (|| -> Result<runner::ruleset::Params, String> {
+                let range = ftpnat::scenario::resolve::parse_ports(&passive)?;
+                let [(lo, hi)] = range[..] else {
+                    return Err(format!("--passive {passive:?}: one range like 60000-60010"));
+                };
+                Ok(runner::ruleset::Params {
+                    wan: runner::ruleset::parse_iface(&wan).map_err(|e| format!("--wan: {e}"))?,
+                    lan: runner::ruleset::parse_iface(&lan).map_err(|e| format!("--lan: {e}"))?,
+                    server,
+                    passive: (lo, hi),
+                })
+            })();
+            let params = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let jobs =
                 jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let rows = match runner::ruleset::validate(&file, jobs) {
+            let rows = match runner::ruleset::validate(&file, &params, jobs) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -409,22 +450,27 @@ fn main() -> ExitCode {
             match format {
                 Format::Human => {
                     for r in &rows {
-                        let mark = match r.status {
-                            runner::Status::Pass => "PASS ",
-                            runner::Status::Fail => "FAIL ",
-                            runner::Status::Error => "ERROR",
+                        let mark = match (r.status, r.required) {
+                            (runner::Status::Pass, _) => "PASS ",
+                            (_, true) => "FAIL ",
+                            (_, false) => "NO   ",
                         };
-                        println!("{mark} {:<28} needs: {}", r.name, r.needs);
-                        if let Some(d) = &r.detail {
-                            println!("      {d}");
+                        let kind = if r.required { "" } else { " (optional)" };
+                        println!("{mark} {:<28} needs{kind}: {}", r.name, r.needs);
+                        if let Some(c) = &r.cause {
+                            println!("      probable cause: {c}");
                         }
                     }
                     let ok = rows
                         .iter()
                         .filter(|r| r.status == runner::Status::Pass)
                         .count();
+                    let req_fail = rows
+                        .iter()
+                        .filter(|r| r.required && r.status != runner::Status::Pass)
+                        .count();
                     println!(
-                        "{ok} of {} behaviours work with {}",
+                        "{ok} of {} behaviours work with {} ({req_fail} required check(s) failed)",
                         rows.len(),
                         file.display()
                     );
@@ -434,7 +480,10 @@ fn main() -> ExitCode {
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
                 ),
             }
-            if rows.iter().all(|r| r.status == runner::Status::Pass) {
+            if rows
+                .iter()
+                .all(|r| !r.required || r.status == runner::Status::Pass)
+            {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)

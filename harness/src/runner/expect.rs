@@ -280,15 +280,53 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
             }
         }
     }
+    if let Some(want) = &e.reachable {
+        let filtered = seen.filtered.clone().unwrap_or_default();
+        let silent: Vec<u16> = want.intersection(&filtered).copied().collect();
+        if !silent.is_empty() {
+            return Err(format!(
+                "no answer from port(s) {}: dropped or not forwarded",
+                ranges(&silent)
+            ));
+        }
+    }
     if let Some(want) = &e.open {
         let got = seen.open.clone().unwrap_or_default();
         if &got != want {
             let extra: Vec<u16> = got.difference(want).copied().collect();
             let missing: Vec<u16> = want.difference(&got).copied().collect();
-            return Err(format!("open ports differ: unexpected open {extra:?}, expected open but closed {missing:?}"));
+            let mut why = Vec::new();
+            if !extra.is_empty() {
+                why.push(format!("unexpected open port(s) {}", ranges(&extra)));
+            }
+            if !missing.is_empty() {
+                why.push(format!("expected open but not: {}", ranges(&missing)));
+            }
+            return Err(why.join("; "));
         }
     }
     Ok(())
+}
+
+/// Compresses sorted ports into "21, 60000-60005".
+pub fn ranges(ports: &[u16]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let start = ports[i];
+        let mut end = start;
+        while i + 1 < ports.len() && ports[i + 1] == end + 1 {
+            i += 1;
+            end = ports[i];
+        }
+        out.push(if start == end {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    out.join(", ")
 }
 
 #[cfg(test)]
@@ -337,6 +375,15 @@ mod tests {
         assert!(check(&e, &s, &a)
             .unwrap_err()
             .starts_with("expected reply 229, got 227"));
+    }
+
+    #[test]
+    fn port_ranges_are_compressed() {
+        assert_eq!(
+            ranges(&[21, 60006, 60007, 60008, 60010]),
+            "21, 60006-60008, 60010"
+        );
+        assert_eq!(ranges(&[]), "");
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub struct Seen {
     pub counters: Option<Counters>,
     /// Open ports (scan).
     pub open: Option<BTreeSet<u16>>,
+    /// Ports that did not answer at all (scan): filtered.
+    pub filtered: Option<BTreeSet<u16>>,
     /// How long the step took.
     pub elapsed: Duration,
     /// An error of the client itself (e.g. control connection refused).
@@ -632,7 +634,9 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
             target,
             ports,
         } => {
-            seen.open = Some(scan(env.topo.sockets(from), *target, ports).await);
+            let r = scan(env.topo.sockets(from), *target, ports).await;
+            seen.open = Some(r.open);
+            seen.filtered = Some(r.filtered);
         }
         Action::Parallel(_) => unreachable!("handled by run_step"),
         _ => {
@@ -710,34 +714,57 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
     seen
 }
 
-/// TCP connect scan: open (connected), closed (refused) or filtered
-/// (no answer within 500 ms); returns the open ports. At most 128 probes
-/// are in flight at once.
+/// What a connect scan found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanResult {
+    /// Connected.
+    pub open: BTreeSet<u16>,
+    /// Refused (a RST came back).
+    pub closed: BTreeSet<u16>,
+    /// No answer within 500 ms.
+    pub filtered: BTreeSet<u16>,
+}
+
+/// TCP connect scan like `nmap -sT`: open (connected), closed (refused) or
+/// filtered (no answer within 500 ms). At most 128 probes in flight.
 pub async fn scan(
     sockets: Arc<crate::topology::NsSockets>,
     target: IpAddr,
     ports: &[u16],
-) -> BTreeSet<u16> {
+) -> ScanResult {
     use crate::client::SocketFactory;
     use futures::StreamExt;
+    #[derive(PartialEq)]
+    enum St {
+        Open,
+        Closed,
+        Filtered,
+    }
     let probes = futures::stream::iter(ports.iter().copied().map(|p| {
         let sockets = Arc::clone(&sockets);
         async move {
             let addr = SocketAddr::new(target, p);
             let Ok(sock) = sockets.tcp_socket(addr) else {
-                return None;
+                return (p, St::Filtered);
             };
             match tokio::time::timeout(Duration::from_millis(500), sock.connect(addr)).await {
-                Ok(Ok(_)) => Some(p),
-                _ => None,
+                Ok(Ok(_)) => (p, St::Open),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => (p, St::Closed),
+                _ => (p, St::Filtered),
             }
         }
     }))
     .buffer_unordered(128);
-    probes
-        .filter_map(|x| async move { x })
-        .collect::<BTreeSet<u16>>()
-        .await
+    let all: Vec<(u16, St)> = probes.collect().await;
+    let mut r = ScanResult::default();
+    for (p, st) in all {
+        match st {
+            St::Open => r.open.insert(p),
+            St::Closed => r.closed.insert(p),
+            St::Filtered => r.filtered.insert(p),
+        };
+    }
+    r
 }
 
 /// Why the two engines disagree on a scenario.

@@ -1,22 +1,49 @@
 //! `ftpnat validate-ruleset FILE`: a battery of FTP-through-NAT checks run
-//! with the user's own nftables rule set loaded in the gateway (kernel
-//! engine), on a fixed, documented topology:
+//! with the user's own nftables rule set loaded in a gateway (kernel engine)
+//! whose interface names and addresses are the user's:
 //!
 //! ```text
-//!  lanclient 192.168.1.50 ─┐                        ┌─ client 203.0.113.10
-//!  server    192.168.1.2  ─┼─ lan0 [gw] wan0 ─────────┼─ outside 203.0.113.2 (a server)
-//!                          192.168.1.1   203.0.113.1
+//!  lanclient ─┐                                    ┌─ client  (outside)
+//!  server    ─┼─ <lan name> [gateway] <wan name> ──┼─ outside (an FTP server)
 //! ```
 //!
-//! The inside server runs the reference server with passive ports
-//! 60000-60010; rows say what they need from the rule set.
+//! The inside server runs the reference server with the given passive
+//! range. Each row is an ordinary scenario; a failing row carries the
+//! probable cause in the user's terms. The rule set is first checked with
+//! `nft -c` in a scratch namespace, so a syntax error is reported with nft's
+//! line before anything runs.
 
-use std::path::Path;
+use std::{net::Ipv4Addr, path::Path, sync::Arc};
 
+use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::{RunOptions, ScenarioResult, Status};
 use crate::scenario;
+
+/// Where the rule set runs.
+#[derive(Debug, Clone)]
+pub struct Params {
+    /// Outside interface name and address/prefix.
+    pub wan: (String, Ipv4Net),
+    /// Inside interface name and address/prefix.
+    pub lan: (String, Ipv4Net),
+    /// The FTP server's inside address.
+    pub server: Ipv4Addr,
+    /// The server's passive range.
+    pub passive: (u16, u16),
+}
+
+impl Default for Params {
+    fn default() -> Params {
+        Params {
+            wan: ("wan0".into(), "203.0.113.1/24".parse().expect("literal")),
+            lan: ("lan0".into(), "192.168.1.1/24".parse().expect("literal")),
+            server: "192.168.1.2".parse().expect("literal"),
+            passive: (60000, 60010),
+        }
+    }
+}
 
 /// One row of the battery.
 #[derive(Debug, Clone, Serialize)]
@@ -24,123 +51,236 @@ pub struct Row {
     /// Short name.
     pub name: &'static str,
     /// What the rule set must do for it.
-    pub needs: &'static str,
+    pub needs: String,
+    /// Whether the exit code depends on it (informational rows describe
+    /// what a typical correct router still does not do).
+    pub required: bool,
     /// pass / fail / error.
     pub status: Status,
-    /// First failure.
-    pub detail: Option<String>,
+    /// Why, in the user's terms, when it failed.
+    pub cause: Option<String>,
 }
 
-const TOPOLOGY: &str = r#"
+/// Why validation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesetError {
+    /// The file cannot be read.
+    #[error("{0}")]
+    Read(String),
+    /// nft rejects the rule set.
+    #[error("{0}")]
+    Load(String),
+    /// The parameters do not fit together.
+    #[error("{0}")]
+    Params(String),
+}
+
+/// A free host address in `net` avoiding `taken`, starting at `.start`.
+fn free(net: &Ipv4Net, start: u32, taken: &[Ipv4Addr]) -> Result<Ipv4Addr, RulesetError> {
+    let base = u32::from(net.network());
+    (start..start + 200)
+        .map(|o| Ipv4Addr::from(base + o))
+        .find(|a| net.contains(a) && *a != net.broadcast() && !taken.contains(a))
+        .ok_or_else(|| RulesetError::Params(format!("no free address left in {net}")))
+}
+
+type BatteryRow = (&'static str, String, bool, &'static str, String);
+
+struct Battery {
+    rows: Vec<BatteryRow>,
+}
+
+fn battery(p: &Params) -> Result<Battery, RulesetError> {
+    let (lo, hi) = p.passive;
+    let wan_ip = p.wan.1.addr();
+    if !p.lan.1.contains(&p.server) {
+        return Err(RulesetError::Params(format!(
+            "--server {} is not inside --lan {}",
+            p.server, p.lan.1
+        )));
+    }
+    let lanclient = free(&p.lan.1.trunc(), 50, &[p.lan.1.addr(), p.server])?;
+    let client = free(&p.wan.1.trunc(), 10, &[wan_ip])?;
+    let outside = free(&p.wan.1.trunc(), 2, &[wan_ip, client])?;
+    let topology = format!(
+        r#"
 [[gateway]]
 name = "gw"
 engine = "kernel"
-lan = "192.168.1.1/24"
-wan = "203.0.113.1/24"
+lan = "{lan}"
+wan = "{wan}"
+lan_name = "{lan_name}"
+wan_name = "{wan_name}"
 ruleset = "@RULESET@"
 
 [[host]]
 name = "server"
-addr = "192.168.1.2/24"
-files = { "hello.txt" = "hello through the NAT\n" }
-server = { kind = "reference", config = { @SERVER@passive_ports = [60000, 60010], timeouts = { data_connect = 3 } } }
+addr = "{server}/{lan_prefix}"
+files = {{ "hello.txt" = "hello through the NAT\n" }}
+server = {{ kind = "reference", config = {{ @SERVER@passive_ports = [{lo}, {hi}], timeouts = {{ data_connect = 3 }} }} }}
 
 [[host]]
 name = "lanclient"
-addr = "192.168.1.50/24"
+addr = "{lanclient}/{lan_prefix}"
 
 [[host]]
 name = "client"
-addr = "203.0.113.10/24"
+addr = "{client}/{wan_prefix}"
 
 [[host]]
 name = "outside"
-addr = "203.0.113.2/24"
-files = { "hello.txt" = "hello through the NAT\n" }
-server = { kind = "reference", config = { passive_ports = [61000, 61010] } }
-"#;
-
-const OUTSIDE_LOGIN: &str = r#"
-[[step]]
-client = "client"
-connect = "203.0.113.1:21"
-timeout_ms = 2000
-expect = { code = 220 }
-[[step]]
-login = "anonymous"
-expect = { code = 230 }
-"#;
-
-const INSIDE_LOGIN: &str = r#"
-[[step]]
-client = "lanclient"
-connect = "203.0.113.2:21"
-timeout_ms = 2000
-expect = { code = 220 }
-[[step]]
-login = "anonymous"
-expect = { code = 230 }
-"#;
-
-fn battery() -> Vec<(&'static str, &'static str, &'static str, String)> {
-    let ok = r#"expect = { transfer = "ok", code = 226 }"#;
-    vec![
-        ("control-connection", "forward tcp 21 to 192.168.1.2", "", OUTSIDE_LOGIN.to_string()),
+addr = "{outside}/{wan_prefix}"
+files = {{ "hello.txt" = "hello through the NAT\n" }}
+server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
+"#,
+        lan = p.lan.1,
+        wan = p.wan.1,
+        lan_name = p.lan.0,
+        wan_name = p.wan.0,
+        server = p.server,
+        lan_prefix = p.lan.1.prefix_len(),
+        wan_prefix = p.wan.1.prefix_len(),
+    );
+    let login = |who: &str, target: String| {
+        format!("[[step]]\nclient = \"{who}\"\nconnect = \"{target}:21\"\ntimeout_ms = 2000\nexpect = {{ code = 220 }}\n[[step]]\nlogin = \"anonymous\"\nexpect = {{ code = 230 }}\n")
+    };
+    let outside_login = login("client", wan_ip.to_string());
+    let inside_login = login("lanclient", outside.to_string());
+    let retr = |mode: &str| {
+        format!("[[step]]\nretr = \"hello.txt\"\nmode = \"{mode}\"\ntimeout_ms = 3000\nexpect = {{ transfer = \"ok\", code = 226 }}\n")
+    };
+    let masq = format!("masquerade_address = \"{wan_ip}\", ");
+    let range = format!("{lo}-{hi}");
+    let near = format!(
+        "1-1024,{}-{},{}-{},3306,5432,8080,8443",
+        lo.saturating_sub(10).max(1025),
+        lo.saturating_sub(1).max(1025),
+        hi.saturating_add(1),
+        hi.saturating_add(10)
+    );
+    let rows = vec![
+        ("control-connection", format!("forward tcp 21 to {}", p.server), true, "port 21 is not forwarded to the server (or the forward chain drops it)", String::new(), outside_login.clone()),
         (
-            "passive-with-masquerade",
-            "forward tcp 60000-60010 to 192.168.1.2 (server announces 203.0.113.1)",
-            "masquerade_address = \"203.0.113.1\", ",
-            format!("{OUTSIDE_LOGIN}[[step]]\nretr = \"hello.txt\"\ntimeout_ms = 3000\n{ok}\n"),
+            "passive-pasv",
+            format!("forward tcp {range} to {} (the server announces {wan_ip})", p.server),
+            true,
+            "the passive range is not (fully) forwarded, or the forward chain drops new connections to it",
+            masq.clone(),
+            format!("{outside_login}{}", retr("pasv")),
         ),
+        ("passive-epsv", format!("forward tcp {range} (EPSV carries no address)"), true, "the passive range is not (fully) forwarded", masq.clone(), format!("{outside_login}{}", retr("epsv"))),
         (
-            "epsv",
-            "forward the passive range (EPSV carries no address)",
-            "",
-            format!("{OUTSIDE_LOGIN}[[step]]\nretr = \"hello.txt\"\nmode = \"epsv\"\ntimeout_ms = 3000\n{ok}\n"),
-        ),
-        (
-            "passive-without-masquerade",
-            "an FTP ALG (ct helper) that rewrites the 227 of an unmasqueraded server",
-            "",
-            format!("{OUTSIDE_LOGIN}[[step]]\nretr = \"hello.txt\"\ntimeout_ms = 3000\n{ok}\n"),
-        ),
-        (
-            "inside-client-passive",
-            "masquerade inside clients going out",
-            "",
-            format!("{INSIDE_LOGIN}[[step]]\nretr = \"hello.txt\"\ntimeout_ms = 3000\n{ok}\n"),
-        ),
-        (
-            "inside-client-active",
-            "an FTP ALG (ct helper) that rewrites PORT for inside clients",
-            "",
-            format!("{INSIDE_LOGIN}[[step]]\nretr = \"hello.txt\"\nmode = \"port\"\ntimeout_ms = 3000\n{ok}\n"),
+            "range-reachable",
+            format!("every port of {range} reaches the server"),
+            true,
+            "part of the passive range is not forwarded or is dropped",
+            masq.clone(),
+            format!("[[step]]\nscan = {{ from = \"client\", target = \"{wan_ip}\", ports = \"{range}\" }}\nexpect = {{ reachable = \"{range}\" }}\n"),
         ),
         (
             "exposure",
-            "nothing reachable from outside but 21 and the passive range",
-            "masquerade_address = \"203.0.113.1\", ",
-            "[[step]]\nscan = { from = \"client\", target = \"203.0.113.1\", ports = \"1-1024,8000-8100,59990-60020\" }\nexpect = { open = \"21\" }\n".to_string(),
+            format!("nothing reachable from outside but 21 and {range} (sampled)"),
+            true,
+            "something else is reachable from outside",
+            masq.clone(),
+            format!("[[step]]\nscan = {{ from = \"client\", target = \"{wan_ip}\", ports = \"{near}\" }}\nexpect = {{ open = \"21\" }}\n"),
         ),
-    ]
+        ("inside-client-passive", "masquerade inside clients going out".into(), true, "no masquerade (source NAT) on the way out, or the forward chain drops LAN traffic", String::new(), format!("{inside_login}{}", retr("pasv"))),
+        (
+            "inside-client-active",
+            "an FTP ALG (ct helper on port 21) for inside clients' PORT".into(),
+            false,
+            "no FTP helper assigned (ct helper set), or related connections are not accepted",
+            String::new(),
+            format!("{inside_login}{}", retr("port")),
+        ),
+        (
+            "passive-without-masquerade",
+            "an FTP ALG rewriting the 227 of a server without masquerade".into(),
+            false,
+            "no FTP helper assigned to the forwarded port 21 (or related traffic dropped)",
+            String::new(),
+            format!("{outside_login}{}", retr("pasv")),
+        ),
+        (
+            "hairpin",
+            format!("inside clients reaching the server via {wan_ip}"),
+            false,
+            "no hairpin NAT (DNAT from the LAN side plus masquerade back into the LAN)",
+            masq.clone(),
+            format!("{}{}", login("lanclient", wan_ip.to_string()), retr("pasv")),
+        ),
+    ];
+    let rows = rows
+        .into_iter()
+        .map(|(n, needs, req, cause, server, steps)| {
+            (
+                n,
+                needs,
+                req,
+                cause,
+                format!("{}{steps}", topology.replace("@SERVER@", &server)),
+            )
+        })
+        .collect();
+    Ok(Battery { rows })
 }
 
-/// Runs the battery against `ruleset` (a file path).
-pub fn validate(ruleset: &Path, jobs: usize) -> Result<Vec<Row>, String> {
-    let rules = ruleset
+/// Checks that nft accepts the rule set, in a scratch namespace.
+pub fn check_loads(rules: &str, file: &Path) -> Result<(), RulesetError> {
+    let ns = crate::topology::Netns::create(&format!("{}-nftcheck", crate::topology::new_prefix()))
+        .map_err(|e| RulesetError::Load(e.to_string()))?;
+    let ns = Arc::new(ns);
+    let mut cmd = std::process::Command::new("nft");
+    cmd.args(["-c", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    ns.command(&mut cmd)
+        .map_err(|e| RulesetError::Load(e.to_string()))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        RulesetError::Load(format!("cannot run nft ({e}): apt-get install -y nftables"))
+    })?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(rules.as_bytes())
+        .map_err(|e| RulesetError::Load(e.to_string()))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| RulesetError::Load(e.to_string()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let msg =
+        String::from_utf8_lossy(&out.stderr).replace("/dev/stdin", &file.display().to_string());
+    Err(RulesetError::Load(format!(
+        "nft rejects the rule set:\n{}",
+        msg.trim_end()
+    )))
+}
+
+/// Runs the battery against the rule set in `file`.
+pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, RulesetError> {
+    let rules = std::fs::read_to_string(file)
+        .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
+    check_loads(&rules, file)?;
+    let abs = file
         .canonicalize()
-        .map_err(|e| format!("{}: {e}", ruleset.display()))?;
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
+    let b = battery(params)?;
+    let dir = tempfile::tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
     let mut scenarios = Vec::new();
-    for (name, _, server, steps) in battery() {
+    for (name, _, _, _, body) in &b.rows {
         let text = format!(
-            "name = \"{name}\"\n{}{steps}",
-            TOPOLOGY
-                .replace("@RULESET@", &rules.display().to_string())
-                .replace("@SERVER@", server)
+            "name = \"{name}\"\n{}",
+            body.replace("@RULESET@", &abs.display().to_string())
         );
-        let file = dir.path().join(format!("{name}.toml"));
-        scenarios.push(scenario::parse(&text, &file).map_err(|d| d.to_string())?);
+        let path = dir.path().join(format!("{name}.toml"));
+        scenarios
+            .push(scenario::parse(&text, &path).map_err(|d| RulesetError::Params(d.to_string()))?);
     }
     let results: Vec<ScenarioResult> = super::run_all(
         &scenarios,
@@ -151,16 +291,65 @@ pub fn validate(ruleset: &Path, jobs: usize) -> Result<Vec<Row>, String> {
         jobs,
         &|_, _| {},
     );
-    Ok(battery()
+    Ok(b.rows
         .into_iter()
         .zip(results)
-        .map(|((name, needs, _, _), r)| Row {
-            name,
-            needs,
-            status: r.status,
-            detail: r
-                .failure
-                .map(|f| f.lines().next().unwrap_or("").to_string()),
+        .map(|((name, needs, required, cause, _), r)| {
+            // The failed step's own message (the user did not write these scenarios).
+            let detail = r
+                .steps
+                .iter()
+                .find(|s| s.status != Status::Pass)
+                .and_then(|s| s.failure.clone())
+                .or_else(|| {
+                    r.failure
+                        .as_deref()
+                        .map(|f| f.lines().next().unwrap_or("").to_string())
+                });
+            Row {
+                name,
+                needs,
+                required,
+                status: r.status,
+                cause: detail.map(|d| format!("{cause} ({d})")),
+            }
         })
         .collect())
+}
+
+/// Parses `NAME=ADDR/PREFIX`.
+pub fn parse_iface(s: &str) -> Result<(String, Ipv4Net), String> {
+    let (name, net) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=ADDRESS/PREFIX, e.g. eth0=203.0.113.1/24"))?;
+    let net: Ipv4Net = net
+        .parse()
+        .map_err(|_| format!("{net:?} is not an IPv4 address/prefix"))?;
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("interface name {name:?} must be 1-15 characters"));
+    }
+    Ok((name.to_string(), net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_avoid_the_users_hosts() {
+        let net: Ipv4Net = "10.0.0.0/24".parse().unwrap();
+        assert_eq!(
+            free(&net, 50, &["10.0.0.50".parse().unwrap()])
+                .unwrap()
+                .to_string(),
+            "10.0.0.51"
+        );
+        assert!(parse_iface("eth1=192.168.8.1/24").is_ok());
+        assert!(parse_iface("eth1").is_err());
+        let p = Params {
+            server: "10.9.9.9".parse().unwrap(),
+            ..Default::default()
+        };
+        assert!(battery(&p).is_err());
+    }
 }

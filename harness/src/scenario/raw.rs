@@ -61,6 +61,11 @@ pub struct RawGateway {
     /// Outside address/prefix, e.g. "203.0.113.1/24" (interface `wan0`).
     #[schemars(with = "String")]
     pub wan: Spanned<String>,
+    /// Name of the inside interface (default `lan0`), e.g. to match the
+    /// names a user's own rule set uses.
+    pub lan_name: Option<String>,
+    /// Name of the outside interface (default `wan0`).
+    pub wan_name: Option<String>,
     /// Source NAT on the outside interface (default true).
     pub masquerade: Option<bool>,
     /// NAT behaviour (mapping, filtering, ports, hairpin, table size, timeouts).
@@ -307,4 +312,7 @@ pub struct RawExpect {
     pub counters: BTreeMap<String, String>,
     /// Scan: the open ports are exactly these ("21,60000-60010").
     pub open: Option<String>,
+    /// Scan: every one of these ports answered (open, or refused by a
+    /// host behind the gateway) — none was silently dropped.
+    pub reachable: Option<String>,
 }

@@ -306,6 +306,8 @@ pub struct Expect {
     pub counters: Vec<(String, Cmp, u64)>,
     /// Scan result.
     pub open: Option<BTreeSet<u16>>,
+    /// Ports that must answer.
+    pub reachable: Option<BTreeSet<u16>>,
 }
 
 /// A step.
@@ -532,11 +534,30 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                 }
             }
         };
+        let ifname_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 15
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        };
+        let lan_name = g.lan_name.clone().unwrap_or_else(|| "lan0".into());
+        let wan_name = g.wan_name.clone().unwrap_or_else(|| "wan0".into());
+        for n in [&lan_name, &wan_name] {
+            if !ifname_ok(n) || n == "lo" {
+                return Err(cx.err(
+                    cx.find(n, 0),
+                    format!("interface name {n:?}: 1-15 letters, digits, '-', '_' or '.'"),
+                ));
+            }
+        }
+        if lan_name == wan_name {
+            return Err(cx.err(cx.find("wan_name", 0), "lan_name and wan_name must differ"));
+        }
         let mut impairment = Vec::new();
         for (side, im) in &g.impair {
             let ifname = match side.as_str() {
-                "lan" => "lan0",
-                "wan" => "wan0",
+                "lan" => lan_name.as_str(),
+                "wan" => wan_name.as_str(),
                 other => {
                     return Err(cx.err(
                         cx.find(other, 0),
@@ -554,14 +575,14 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             name: g.name.clone(),
             ifaces: vec![
                 IfaceConfig {
-                    name: "lan0".into(),
+                    name: lan_name.clone(),
                     addr: lan,
                     side: Side::Inside,
                     mac: mac(1),
                     mtu,
                 },
                 IfaceConfig {
-                    name: "wan0".into(),
+                    name: wan_name.clone(),
                     addr: wan,
                     side: Side::Outside,
                     mac: mac(2),
@@ -980,6 +1001,16 @@ fn resolve_expect(
                 .collect(),
         ),
     };
+    let reachable = match &e.reachable {
+        None => None,
+        Some(s) => Some(
+            parse_ports(s)
+                .map_err(bad)?
+                .into_iter()
+                .flat_map(|(a, b)| a..=b)
+                .collect(),
+        ),
+    };
     let pasv_in = e
         .pasv_in
         .as_deref()
@@ -1014,5 +1045,6 @@ fn resolve_expect(
         log_count: e.log_count,
         counters,
         open,
+        reachable,
     })
 }

@@ -462,51 +462,83 @@ fn kernel_engine_passes_the_seed_scenarios() {
     assert!(text.contains(" 0 failed, 0 errors"), "{text}");
 }
 
+/// Every shipped rule set gets the verdict written in its header
+/// (`# expect-pass: …`, `# expect-fail: …`, `# expect-load-error`).
 #[test]
-fn validate_ruleset_tells_a_good_router_from_a_broken_one() {
+fn shipped_rule_sets_get_their_verdicts() {
     require_root();
-    let run = |file: &str| {
-        let out = Command::new(BIN)
-            .args(["validate-ruleset", file, "--format", "json"])
-            .output()
-            .unwrap();
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-        let verdicts: Vec<(String, String)> = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["name"].as_str().unwrap().to_string(),
-                    r["status"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        (out.status.code(), verdicts)
-    };
-    let (code, good) = run("../scenarios/rulesets/good-router.nft");
-    assert_eq!(code, Some(0), "{good:?}");
-    assert!(good.iter().all(|(_, s)| s == "pass"), "{good:?}");
-    let (code, bad) = run("../scenarios/rulesets/only-port-21.nft");
-    assert_eq!(code, Some(1));
-    let failing: Vec<&str> = bad
-        .iter()
-        .filter(|(_, s)| s != "pass")
-        .map(|(n, _)| n.as_str())
+    let dir = Path::new("../scenarios/rulesets");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nft"))
         .collect();
-    assert_eq!(
-        failing,
-        vec![
-            "passive-with-masquerade",
-            "epsv",
-            "passive-without-masquerade",
-            "inside-client-active"
-        ]
-    );
+    files.sort();
+    assert!(files.len() >= 6, "a good rule set and several broken ones");
     let missing = Command::new(BIN)
         .args(["validate-ruleset", "/nonexistent.nft"])
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let list = |key: &str| -> Vec<String> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let out = Command::new(BIN)
+            .args(["validate-ruleset", "--jobs", "3", "--format", "json"])
+            .arg(&f)
+            .output()
+            .unwrap();
+        if text.contains("# expect-load-error") {
+            assert_eq!(out.status.code(), Some(2), "{}", f.display());
+            let err = String::from_utf8_lossy(&out.stderr);
+            let name = f.file_name().unwrap().to_string_lossy();
+            assert!(
+                regex::Regex::new(&format!(r"{}:\d+:\d+", regex::escape(&name)))
+                    .unwrap()
+                    .is_match(&err),
+                "{err}"
+            );
+            continue;
+        }
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let status = |name: &str| -> String {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+                .unwrap_or_else(|| panic!("no row {name}"))["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        for row in list("expect-pass") {
+            assert_eq!(status(&row), "pass", "{}: {row}\n{rows:#}", f.display());
+        }
+        let fails = list("expect-fail");
+        for row in &fails {
+            assert_ne!(status(row), "pass", "{}: {row} should fail", f.display());
+        }
+        let required_fail = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["required"] == true && r["status"] != "pass");
+        assert_eq!(
+            out.status.code(),
+            Some(if required_fail { 1 } else { 0 }),
+            "{}",
+            f.display()
+        );
+    }
 }
