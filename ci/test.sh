@@ -9,14 +9,27 @@ for pair in curl:curl lftp:lftp python3:python3 nft:nftables ip:iproute2 ethtool
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
-if [ ${#need[@]} -gt 0 ]; then
+# Real FTP servers are unpacked, not installed: Debian's daemons conflict
+# with each other, and unpacking runs no maintainer script, so no daemon
+# ever starts in the root namespace. vsftpd needs libwrap0 at run time.
+peers=target/peers
+need_vsftpd=no
+[ -x "$peers/vsftpd/usr/sbin/vsftpd" ] || need_vsftpd=yes
+[ -e /usr/lib/x86_64-linux-gnu/libwrap.so.0 ] || [ -e /lib/x86_64-linux-gnu/libwrap.so.0 ] || need+=(libwrap0)
+if [ ${#need[@]} -gt 0 ] || [ "$need_vsftpd" = yes ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "ci/test.sh: missing packages: ${need[*]} — install them (apt-get install -y ${need[*]}) or run as root" >&2
+    echo "ci/test.sh: missing: ${need[*]} ${need_vsftpd/yes/vsftpd (unpacked)} — run as root so apt can fetch them" >&2
     exit 2
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}"
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "${need[@]}"
+  fi
+  if [ "$need_vsftpd" = yes ]; then
+    mkdir -p "$peers"
+    (cd "$peers" && apt-get download -qq vsftpd && dpkg -x vsftpd_*.deb vsftpd && rm -f vsftpd_*.deb)
+  fi
 fi
 
 cargo build --workspace --all-targets --quiet

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ftpnat::{
     report::{self, Summary},
     runner::{self, RunOptions, ScenarioResult},
-    scenario::{self, raw::EngineKind, Scenario},
+    scenario::{self, raw::EngineKind, resolve::ServerKind, Scenario},
 };
 
 /// Will FTP work through this NAT/firewall, and how well?
@@ -67,6 +67,32 @@ enum Cmd {
         /// Do not capture pcap files on gateway interfaces.
         #[arg(long)]
         no_pcap: bool,
+        /// Run every server as this kind.
+        #[arg(long, value_enum)]
+        server_kind: Option<ServerKind>,
+    },
+    /// Run scenarios across server kinds × engines and print a Markdown table
+    /// of which behaviour holds for which peer.
+    Matrix {
+        /// Scenario files or folders.
+        paths: Vec<PathBuf>,
+        /// Server kinds (comma-separated).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "reference,vsftpd"
+        )]
+        kinds: Vec<ServerKind>,
+        /// Engines (comma-separated).
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "sim,kernel")]
+        engines: Vec<Engine>,
+        /// Scenarios run at once.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Write the table here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Run scenarios on both engines (sim and kernel) and report where they disagree.
     ///
@@ -238,6 +264,7 @@ fn main() -> ExitCode {
             junit,
             artifacts,
             no_pcap,
+            server_kind,
         } => {
             let mut scenarios = match load_all(paths) {
                 Ok(s) => s,
@@ -275,6 +302,7 @@ fn main() -> ExitCode {
             let opts = RunOptions {
                 artifacts,
                 no_pcap,
+                server_kind,
                 engine: engine.map(|e| match e {
                     Engine::Sim => EngineKind::Sim,
                     Engine::Kernel => EngineKind::Kernel,
@@ -488,6 +516,81 @@ fn main() -> ExitCode {
             } else {
                 ExitCode::from(1)
             }
+        }
+        Cmd::Matrix {
+            paths,
+            kinds,
+            engines,
+            jobs,
+            output,
+        } => {
+            let scenarios = match load_all(paths) {
+                Ok(s) => s,
+                Err(c) => return c,
+            };
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let mut columns = Vec::new();
+            let mut cells: Vec<Vec<String>> = vec![Vec::new(); scenarios.len()];
+            for kind in &kinds {
+                for engine in &engines {
+                    let engine_kind = match engine {
+                        Engine::Sim => EngineKind::Sim,
+                        Engine::Kernel => EngineKind::Kernel,
+                    };
+                    columns.push(format!("{kind:?} / {engine:?}").to_lowercase());
+                    let opts = RunOptions {
+                        engine: Some(engine_kind),
+                        server_kind: Some(*kind),
+                        no_pcap: true,
+                        ..Default::default()
+                    };
+                    for (i, r) in runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
+                        .iter()
+                        .enumerate()
+                    {
+                        let f = r.failure.as_deref().unwrap_or("");
+                        cells[i].push(match r.status {
+                            runner::Status::Pass => "pass".into(),
+                            runner::Status::Error
+                                if f.contains("not supported by")
+                                    || f.contains("not expressible") =>
+                            {
+                                "n/a".into()
+                            }
+                            runner::Status::Error => "error".into(),
+                            runner::Status::Fail => "**FAIL**".into(),
+                        });
+                    }
+                }
+            }
+            let mut md = format!(
+                "| scenario | {} |\n|---|{}\n",
+                columns.join(" | "),
+                "---|".repeat(columns.len())
+            );
+            for (sc, row) in scenarios.iter().zip(&cells) {
+                md.push_str(&format!("| {} | {} |\n", sc.name, row.join(" | ")));
+            }
+            for (j, col) in columns.iter().enumerate() {
+                let pass = cells.iter().filter(|r| r[j] == "pass").count();
+                let na = cells.iter().filter(|r| r[j] == "n/a").count();
+                md.push_str(&format!(
+                    "\n{col}: {pass} pass, {na} not applicable, {} fail/error",
+                    cells.len() - pass - na
+                ));
+            }
+            md.push('\n');
+            match output {
+                Some(p) => {
+                    if let Err(e) = std::fs::write(&p, &md) {
+                        eprintln!("error: {}: {e}", p.display());
+                        return ExitCode::from(2);
+                    }
+                }
+                None => print!("{md}"),
+            }
+            ExitCode::SUCCESS
         }
         Cmd::List { paths, shard } => match load_all(paths).and_then(|s| apply_shard(s, shard)) {
             Ok(s) => {

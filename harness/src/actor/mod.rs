@@ -1,4 +1,5 @@
-//! Actors that run inside hosts: the in-process reference server (more
-//! server kinds come with the real-peers issue).
+//! Actors that run inside hosts: the in-process reference server and
+//! vsftpd as a child process.
 
 pub mod reference;
+pub mod vsftpd;

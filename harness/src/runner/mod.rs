@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub engine: Option<EngineKind>,
     /// Do not write pcap files (they cost gateway throughput).
     pub no_pcap: bool,
+    /// Run every server as this kind.
+    pub server_kind: Option<crate::scenario::resolve::ServerKind>,
 }
 
 /// Outcome of a scenario.
@@ -160,6 +162,33 @@ impl Seen {
     }
 }
 
+/// A running server actor.
+#[derive(Debug)]
+pub enum Server {
+    /// ftpnat-server, in-process.
+    Reference(ReferenceServer),
+    /// vsftpd, a child process.
+    Vsftpd(crate::actor::vsftpd::Vsftpd),
+}
+
+impl Server {
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        match self {
+            Server::Reference(s) => s.log(),
+            Server::Vsftpd(s) => s.log(),
+        }
+    }
+
+    /// Stops it.
+    pub fn stop(&mut self) {
+        match self {
+            Server::Reference(s) => s.stop(),
+            Server::Vsftpd(s) => s.stop(),
+        }
+    }
+}
+
 /// A running gateway of either engine.
 #[derive(Debug)]
 pub enum Gateway {
@@ -203,8 +232,8 @@ impl Gateway {
 pub struct Lab {
     /// The scenario.
     pub scenario: Scenario,
-    /// Reference servers by host (declared before `topo`: dropped first).
-    pub servers: HashMap<String, ReferenceServer>,
+    /// Servers by host (declared before `topo`: dropped first).
+    pub servers: HashMap<String, Server>,
     /// Gateways by name.
     pub gateways: HashMap<String, Gateway>,
     /// The network.
@@ -296,6 +325,11 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
     if let Some(engine) = opts.engine {
         for g in &mut sc.gateways {
             g.engine = engine;
+        }
+    }
+    if let Some(kind) = opts.server_kind {
+        for s in sc.hosts.iter_mut().filter_map(|h| h.server.as_mut()) {
+            s.kind = kind;
         }
     }
     let env = match Lab::start(&sc, &dir, !opts.no_pcap) {
@@ -461,6 +495,18 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         let mut raw = server.config.clone();
+        if server.kind == crate::scenario::resolve::ServerKind::Vsftpd {
+            let v = crate::actor::vsftpd::Vsftpd::start(
+                Arc::clone(env.topo.ns(&h.name)),
+                &raw,
+                &root,
+                &dir,
+                &sanitize(&h.name),
+            )
+            .map_err(|e| format!("server on {}: {e}", h.name))?;
+            env.servers.insert(h.name.clone(), Server::Vsftpd(v));
+            continue;
+        }
         raw.root.get_or_insert(root);
         raw.listen.get_or_insert_with(|| vec!["0.0.0.0:21".into()]);
         // Names resolve through this host's own view only: never a real DNS query.
@@ -473,8 +519,10 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         let config = ftpnat_server::config::Config::resolve(raw, &env.scenario.file, &resolver)
             .map_err(|e| format!("server on {}: {e}", h.name))?;
         let log = dir.join(format!("{}-server.log", sanitize(&h.name)));
-        let s = ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log)
-            .map_err(|e| format!("server on {}: {e}", h.name))?;
+        let s = Server::Reference(
+            ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log)
+                .map_err(|e| format!("server on {}: {e}", h.name))?,
+        );
         env.servers.insert(h.name.clone(), s);
     }
     Ok(())

@@ -133,9 +133,23 @@ pub struct HostSpec {
     pub server: Option<ServerSpec>,
 }
 
+/// Which FTP server runs on a host.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// ftpnat-server, in-process.
+    Reference,
+    /// vsftpd, as a child process.
+    Vsftpd,
+}
+
 /// A server actor.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
+    /// Which server.
+    pub kind: ServerKind,
     /// The reference server's configuration (root/listen filled in by the runner).
     pub config: ftpnat_server::config::RawConfig,
 }
@@ -690,9 +704,16 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
         let server = match &h.server {
             None => None,
             Some(s) => {
-                if s.kind.get_ref() != "reference" {
-                    return Err(cx.err(s.kind.span(), format!("server kind {:?}: this version runs \"reference\" (more kinds come with the real-peers issue)", s.kind.get_ref())));
-                }
+                let kind = match s.kind.get_ref().as_str() {
+                    "reference" => ServerKind::Reference,
+                    "vsftpd" => ServerKind::Vsftpd,
+                    other => {
+                        return Err(cx.err(
+                            s.kind.span(),
+                            format!("server kind {other:?}: expected \"reference\" or \"vsftpd\""),
+                        ))
+                    }
+                };
                 let config = match &s.config {
                     None => ftpnat_server::config::RawConfig::default(),
                     Some(t) => {
@@ -702,7 +723,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                             .map_err(|e| cx.err(t.span(), format!("server config: {e}")))?
                     }
                 };
-                Some(ServerSpec { config })
+                Some(ServerSpec { kind, config })
             }
         };
         hosts.push(HostSpec {

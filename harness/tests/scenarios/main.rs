@@ -542,3 +542,53 @@ fn shipped_rule_sets_get_their_verdicts() {
         );
     }
 }
+
+/// vsftpd (unpacked by ci/test.sh) as the server of the scenarios whose
+/// behaviour it shares with the reference server, on both engines.
+#[test]
+fn vsftpd_passes_the_scenarios_it_supports() {
+    require_root();
+    let filter = "^(epsv-format-229|epsv-needs-no-masquerade|exposure-scan-shows-only-ftp|firewall-.*|masquerade-lan-client-without-hairpin|no-masquerade-leaks-lan-address|passive-range-every-reply-in-range|pasv-format-227|port-allow-foreign-address)$";
+    for engine in ["sim", "kernel"] {
+        let out = Command::new(BIN)
+            .args([
+                "run",
+                SUITE,
+                "--server-kind",
+                "vsftpd",
+                "--engine",
+                engine,
+                "--filter",
+                filter,
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{engine}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("10 passed, 0 failed, 0 errors"),
+            "{engine}: {text}"
+        );
+    }
+    // Its refusal of a foreign PORT, as FIELD-NOTES records it.
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            SUITE,
+            "--server-kind",
+            "vsftpd",
+            "--filter",
+            "^port-foreign-address-refused$",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("reply text \"Illegal PORT command.\" does not match"),
+        "{text}"
+    );
+}

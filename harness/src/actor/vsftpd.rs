@@ -1,0 +1,264 @@
+//! vsftpd as a scenario server (`server = { kind = "vsftpd", config = {…} }`).
+//!
+//! The scenario's reference-server keys are translated to vsftpd.conf:
+//! `masquerade_address` → `pasv_address` (+ `pasv_addr_resolve` for a name),
+//! `passive_ports` → `pasv_min_port`/`pasv_max_port`, `allow_foreign_address
+//! = true` → `port_promiscuous`/`pasv_promiscuous`, `limits.deny = ["PASV",
+//! "EPSV"]` → `pasv_enable=NO`. Keys vsftpd has no equivalent for are an
+//! error saying so ("not supported by vsftpd"), never silently dropped.
+//!
+//! The binary is found as `$FTPNAT_VSFTPD`, `/usr/sbin/vsftpd`, or
+//! `target/peers/vsftpd/usr/sbin/vsftpd` (where `ci/test.sh` unpacks the
+//! Debian package without running its maintainer scripts, so no daemon ever
+//! starts in the root namespace). Anonymous logins map to the existing
+//! `daemon` account (its home must exist for vsftpd's chdir before chroot).
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use ftpnat_server::config::{ForeignAddress, RawConfig};
+
+use crate::topology::{Netns, NsProcess};
+
+/// Locates the vsftpd binary.
+pub fn binary() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("FTPNAT_VSFTPD") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates = vec![PathBuf::from("/usr/sbin/vsftpd")];
+    if let Ok(mut dir) = std::env::current_dir() {
+        loop {
+            candidates.push(dir.join("target/peers/vsftpd/usr/sbin/vsftpd"));
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
+        "vsftpd not found: run ci/test.sh (it unpacks Debian's vsftpd into target/peers), or set FTPNAT_VSFTPD".to_string()
+    })
+}
+
+/// Renders vsftpd.conf, or names the first key vsftpd cannot honour.
+pub fn render(
+    raw: &RawConfig,
+    root: &Path,
+    empty: &Path,
+    log: &Path,
+) -> Result<(String, SocketAddr), String> {
+    let unsupported = |k: &str| Err(format!("{k} is not supported by vsftpd"));
+    if raw.passive_exhausted.is_some() || raw.passive_wait_ms.is_some() {
+        return unsupported("passive_exhausted");
+    }
+    if !raw.class.is_empty() {
+        return unsupported("[[class]] (per-client masquerade)");
+    }
+    if !raw.vhost.is_empty() {
+        return unsupported("[[vhost]]");
+    }
+    if raw.port_private_address.is_some() {
+        return unsupported("port_private_address");
+    }
+    if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
+        return unsupported("allow_foreign_address as a list of networks");
+    }
+    if !raw.user.is_empty() {
+        return unsupported("[[user]]");
+    }
+    if raw.anonymous == Some(false)
+        || raw.login_failure_delay_ms.is_some()
+        || raw.limits.max_login_failures.is_some()
+    {
+        return unsupported("login policy (anonymous = false, login failure delay/limit)");
+    }
+    let listen = raw
+        .listen
+        .clone()
+        .unwrap_or_else(|| vec!["0.0.0.0:21".into()]);
+    if listen.len() != 1 {
+        return unsupported("more than one listen address");
+    }
+    let addr: SocketAddr = listen[0]
+        .parse()
+        .map_err(|_| format!("listen {:?} is not an address", listen[0]))?;
+    let mut c = vec![
+        "listen=YES".to_string(),
+        format!("listen_port={}", addr.port()),
+        "background=NO".into(),
+        "anonymous_enable=YES".into(),
+        format!("anon_root={}", root.display()),
+        "no_anon_password=YES".into(),
+        "local_enable=NO".into(),
+        "write_enable=NO".into(),
+        "seccomp_sandbox=NO".into(),
+        format!("secure_chroot_dir={}", empty.display()),
+        "nopriv_user=nobody".into(),
+        "ftp_username=daemon".into(),
+        "log_ftp_protocol=YES".into(),
+        format!("vsftpd_log_file={}", log.display()),
+        "xferlog_enable=YES".into(),
+        "xferlog_std_format=NO".into(),
+        "syslog_enable=NO".into(),
+        "connect_from_port_20=NO".into(),
+    ];
+    if addr.is_ipv6() {
+        c[0] = "listen_ipv6=YES".into();
+    } else if !addr.ip().is_unspecified() {
+        c.push(format!("listen_address={}", addr.ip()));
+    }
+    let denied: Vec<String> = raw
+        .limits
+        .deny
+        .iter()
+        .map(|d| d.to_ascii_uppercase())
+        .collect();
+    match denied.as_slice() {
+        [] => c.push("pasv_enable=YES".into()),
+        d if d.iter().all(|v| v == "PASV" || v == "EPSV") && d.len() == 2 => {
+            c.push("pasv_enable=NO".into())
+        }
+        _ => return unsupported("limits.deny other than [\"PASV\", \"EPSV\"]"),
+    }
+    if let Some([lo, hi]) = raw.passive_ports {
+        c.push(format!("pasv_min_port={lo}"));
+        c.push(format!("pasv_max_port={hi}"));
+    }
+    match raw.masquerade_address.as_deref() {
+        None | Some("none") => {}
+        Some(m) if m.parse::<std::net::IpAddr>().is_ok() => c.push(format!("pasv_address={m}")),
+        Some(_) => {
+            return unsupported(
+                "masquerade_address as a DNS name (vsftpd resolves with the system resolver)",
+            )
+        }
+    }
+    if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
+        c.push("port_promiscuous=YES".into());
+        c.push("pasv_promiscuous=YES".into());
+    }
+    if let Some(name) = &raw.server_name {
+        c.push(format!("ftpd_banner={name}"));
+    }
+    if let Some(n) = raw.limits.max_clients {
+        c.push(format!("max_clients={n}"));
+    }
+    if let Some(n) = raw.limits.max_clients_per_ip {
+        c.push(format!("max_per_ip={n}"));
+    }
+    if let Some(t) = raw.timeouts.data_connect {
+        c.push(format!("data_connection_timeout={t}"));
+        c.push(format!("connect_timeout={t}"));
+        c.push(format!("accept_timeout={t}"));
+    }
+    if let Some(t) = raw.timeouts.idle {
+        c.push(format!("idle_session_timeout={t}"));
+    }
+    Ok((c.join("\n") + "\n", addr))
+}
+
+/// A running vsftpd.
+#[derive(Debug)]
+pub struct Vsftpd {
+    proc: NsProcess,
+    /// Its log (the protocol log; what `check = "<host>"` reads).
+    pub log_path: PathBuf,
+}
+
+impl Vsftpd {
+    /// Writes the config and starts vsftpd in `ns`; returns once the control
+    /// port answers 220 (within 5 s).
+    pub fn start(
+        ns: Arc<Netns>,
+        raw: &RawConfig,
+        root: &Path,
+        dir: &Path,
+        label: &str,
+    ) -> Result<Vsftpd, String> {
+        let bin = binary()?;
+        let empty = dir.join(format!("{label}-vsftpd-empty"));
+        std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+        let log_path = dir.join(format!("{label}-server.log"));
+        std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
+        let (conf, addr) = render(raw, root, &empty, &log_path)?;
+        let conf_path = dir.join(format!("{label}-vsftpd.conf"));
+        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.arg(&conf_path);
+        ns.command(&mut cmd).map_err(|e| e.to_string())?;
+        let proc = NsProcess::spawn(cmd, dir, &format!("{label}-vsftpd"))
+            .map_err(|e| format!("{}: {e}", bin.display()))?;
+        let probe = if addr.ip().is_unspecified() {
+            SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+        } else {
+            addr
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut v = Vsftpd { proc, log_path };
+        loop {
+            let ready = ns
+                .run(|| -> std::io::Result<bool> {
+                    let s =
+                        std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200))?;
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    let mut line = String::new();
+                    BufReader::new(s).read_line(&mut line)?;
+                    Ok(line.starts_with("220"))
+                })
+                .map_err(|e| e.to_string())?;
+            if matches!(ready, Ok(true)) {
+                return Ok(v);
+            }
+            if let Some(st) = v.proc.exited() {
+                return Err(format!("vsftpd exited ({st}): {}", v.proc.stderr().trim()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "vsftpd did not answer 220 on {probe} within 5 s: {}",
+                    v.proc.stderr().trim()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Stops and reaps it.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_nat_keys_and_refuses_the_rest() {
+        let raw: RawConfig = toml::from_str("masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\nallow_foreign_address = true\n").unwrap();
+        let (c, addr) = render(&raw, Path::new("/r"), Path::new("/e"), Path::new("/l")).unwrap();
+        assert_eq!(addr.port(), 21);
+        for line in [
+            "pasv_address=203.0.113.1",
+            "pasv_min_port=60000",
+            "pasv_max_port=60010",
+            "port_promiscuous=YES",
+            "anon_root=/r",
+        ] {
+            assert!(c.lines().any(|l| l == line), "{line} in\n{c}");
+        }
+        let raw: RawConfig = toml::from_str("passive_exhausted = \"wait\"").unwrap();
+        assert_eq!(
+            render(&raw, Path::new("/r"), Path::new("/e"), Path::new("/l")).unwrap_err(),
+            "passive_exhausted is not supported by vsftpd"
+        );
+    }
+}
