@@ -99,7 +99,12 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
         let expects_failure = e
             .transfer
             .is_some_and(|t| t != TransferExpect::Is(DataOutcome::Ok));
-        if !expects_failure || !matches!(action, Action::Transfer { .. }) {
+        if !expects_failure
+            || !matches!(
+                action,
+                Action::Transfer { .. } | Action::Hold | Action::External { .. }
+            )
+        {
             return Err(err.clone());
         }
     }

@@ -538,6 +538,14 @@ fn action_label(a: &Action) -> String {
         } => format!("{verb:?} {path} ({mode:?})").to_lowercase(),
         Action::Quit => "quit".into(),
         Action::Hold => "hold a data connection open".into(),
+        Action::External {
+            tool,
+            host,
+            server,
+            path,
+            mode,
+            ..
+        } => format!("{tool:?} from {host}: {server}/{path} ({mode:?})").to_lowercase(),
         Action::WaitLog { target, regex } => format!("wait for {target} log /{regex}/"),
         Action::Check { target } => format!("check {target}"),
         Action::Scan {
@@ -677,6 +685,54 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 seen.counters = Some(g.counters());
             }
         }
+        Action::External {
+            tool,
+            host,
+            server,
+            path,
+            mode,
+            honour_pasv,
+        } => {
+            let (program, args) =
+                external_command(*tool, *server, path, *mode, *honour_pasv, step.timeout);
+            let t0 = Instant::now();
+            let mut t = crate::client::Transfer::empty();
+            let run = async {
+                let mut cmd = std::process::Command::new(&program);
+                cmd.args(&args);
+                env.topo.ns(host).command(&mut cmd)?;
+                let mut cmd = tokio::process::Command::from(cmd);
+                cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
+                tokio::time::timeout(step.timeout * 3, cmd.output())
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "client program timed out",
+                        ))
+                    })
+            };
+            match run.await {
+                Ok(out) => {
+                    use sha2::Digest;
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let mut log = format!("$ {program} {}\nexit {}\n", args.join(" "), out.status);
+                    for l in stderr.lines().take(20) {
+                        log.push_str(&format!("stderr: {l}\n"));
+                    }
+                    seen.log = Some(log);
+                    t.bytes = out.stdout.len() as u64;
+                    t.outcome = if out.status.success() { crate::client::DataOutcome::Ok } else { crate::client::DataOutcome::Error };
+                    t.sha256 = out.status.success().then(|| crate::client::hex(&sha2::Sha256::digest(&out.stdout)));
+                    if !out.status.success() {
+                        seen.error = Some(format!("{program} failed ({}): {}", out.status, stderr.lines().last().unwrap_or("")));
+                    }
+                }
+                Err(e) => seen.error = Some(format!("cannot run {program}: {e} (apt-get install -y curl lftp python3, or run ci/test.sh)")),
+            }
+            t.elapsed_ms = t0.elapsed().as_millis() as u64;
+            seen.transfer = Some(t);
+        }
         Action::Scan {
             from,
             target,
@@ -760,6 +816,55 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
         }
     }
     seen
+}
+
+/// The command line of a real client fetching `path` (output on stdout).
+pub fn external_command(
+    tool: crate::scenario::resolve::Tool,
+    server: SocketAddr,
+    path: &str,
+    mode: crate::client::DataMode,
+    honour_pasv: bool,
+    timeout: Duration,
+) -> (String, Vec<String>) {
+    use crate::{client::DataMode as D, scenario::resolve::Tool};
+    let secs = timeout.as_secs().max(1).to_string();
+    let host = match server {
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        SocketAddr::V4(a) => a.ip().to_string(),
+    };
+    match tool {
+        Tool::Curl => {
+            let mut a = vec!["-sS".to_string(), "--max-time".into(), secs];
+            match mode {
+                D::Pasv | D::Eprt => a.push("--disable-epsv".into()),
+                D::Epsv => {}
+                D::Port => a.extend(["--ftp-port".to_string(), "-".into()]),
+            }
+            if honour_pasv {
+                a.push("--no-ftp-skip-pasv-ip".into());
+            }
+            a.push(format!("ftp://{host}:{}/{path}", server.port()));
+            ("curl".into(), a)
+        }
+        Tool::Lftp => {
+            let passive = if mode == D::Port { "off" } else { "on" };
+            let epsv = if mode == D::Epsv { "true" } else { "false" };
+            let script = format!(
+                "set net:max-retries 1; set net:timeout {secs}; set ftp:passive-mode {passive}; set ftp:prefer-epsv {epsv}; set ftp:fix-pasv-address false; set ftp:auto-passive-mode false; open -p {} {host}; cat {path}",
+                server.port()
+            );
+            ("lftp".into(), vec!["-c".into(), script])
+        }
+        Tool::Ftplib => {
+            let script = format!(
+                "import ftplib, sys\nf = ftplib.FTP(timeout={secs})\nf.connect({host:?}, {})\nf.login()\nf.set_pasv({})\nf.retrbinary('RETR ' + {path:?}, sys.stdout.buffer.write)\nf.quit()\n",
+                server.port(),
+                if mode == D::Port { "False" } else { "True" }
+            );
+            ("python3".into(), vec!["-c".into(), script])
+        }
+    }
 }
 
 /// What a connect scan found.

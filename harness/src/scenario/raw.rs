@@ -241,6 +241,16 @@ pub struct RawStep {
     pub mode: Option<String>,
     /// Close the control connection with QUIT.
     pub quit: Option<bool>,
+    /// Download with a real client from `host`: "addr:port/path".
+    /// `mode` pasv (default), epsv or port.
+    pub curl: Option<String>,
+    /// Same with lftp (its PASV-address fixing and active fallback off).
+    pub lftp: Option<String>,
+    /// Same with Python's ftplib (pasv or port).
+    pub ftplib: Option<String>,
+    /// curl only: honour the 227 address (default true). curl ≥ 7.74
+    /// otherwise reuses the control address, hiding a wrong 227.
+    pub honour_pasv_address: Option<bool>,
     /// Open a data connection to the last 227/229 address and keep it open
     /// (no transfer command) until the scenario ends.
     pub hold: Option<bool>,

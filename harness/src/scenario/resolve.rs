@@ -163,6 +163,17 @@ pub enum Mode {
     Pending,
 }
 
+/// Real client programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// curl
+    Curl,
+    /// lftp
+    Lftp,
+    /// Python's ftplib
+    Ftplib,
+}
+
 /// Transfer verbs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -208,6 +219,21 @@ pub enum Action {
     },
     /// QUIT.
     Quit,
+    /// A download by a real client program.
+    External {
+        /// Which program.
+        tool: Tool,
+        /// Host it runs on.
+        host: String,
+        /// Server control address.
+        server: SocketAddr,
+        /// Path to fetch.
+        path: String,
+        /// pasv, epsv or port.
+        mode: crate::client::DataMode,
+        /// curl: honour the 227 address.
+        honour_pasv: bool,
+    },
     /// Connect to the pending passive address and keep the connection.
     Hold,
     /// Wait for a log line of `target`'s server.
@@ -787,6 +813,7 @@ fn resolve_step(
         s.nlst.is_some(),
         s.quit.is_some(),
         s.hold.is_some(),
+        s.curl.is_some() || s.lftp.is_some() || s.ftplib.is_some(),
         s.wait_log.is_some(),
         s.scan.is_some(),
         !s.parallel.is_empty(),
@@ -796,7 +823,7 @@ fn resolve_step(
     .filter(|b| **b)
     .count();
     if actions != 1 {
-        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, hold, wait_log, check, scan, parallel".into()));
+        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, hold, curl/lftp/ftplib, wait_log, check, scan, parallel".into()));
     }
     let client_name = || -> Result<String, Diagnostic> {
         match &s.client {
@@ -885,6 +912,53 @@ fn resolve_step(
         (client_name()?, Action::Quit)
     } else if s.hold.is_some() {
         (client_name()?, Action::Hold)
+    } else if let Some((tool, url)) = s
+        .curl
+        .as_ref()
+        .map(|u| (Tool::Curl, u))
+        .or(s.lftp.as_ref().map(|u| (Tool::Lftp, u)))
+        .or(s.ftplib.as_ref().map(|u| (Tool::Ftplib, u)))
+    {
+        let host = s
+            .host
+            .as_ref()
+            .or(s.client.as_ref())
+            .ok_or_else(|| bad("a curl/lftp/ftplib step needs host = \"…\"".into()))?;
+        if !host_exists(host.get_ref()) {
+            return Err(cx.err(
+                host.span(),
+                format!("step {index}: host {:?} is not defined", host.get_ref()),
+            ));
+        }
+        let (addr, path) = url
+            .split_once('/')
+            .ok_or_else(|| bad(format!("{url:?}: expected \"address:port/path\"")))?;
+        let server: SocketAddr = addr
+            .parse()
+            .map_err(|_| bad(format!("{addr:?} is not \"address:port\"")))?;
+        use crate::client::DataMode as D;
+        let mode = match (s.mode.as_deref().unwrap_or("pasv"), tool) {
+            ("pasv", _) => D::Pasv,
+            ("epsv", Tool::Ftplib) => {
+                return Err(bad(
+                    "ftplib uses EPSV only on IPv6: use mode = \"pasv\" or \"port\"".into(),
+                ))
+            }
+            ("epsv", _) => D::Epsv,
+            ("port", _) => D::Port,
+            (other, _) => return Err(bad(format!("mode {other:?}: expected pasv, epsv or port"))),
+        };
+        (
+            String::new(),
+            Action::External {
+                tool,
+                host: host.get_ref().clone(),
+                server,
+                path: path.to_string(),
+                mode,
+                honour_pasv: s.honour_pasv_address.unwrap_or(true),
+            },
+        )
     } else if let Some(pattern) = &s.wait_log {
         let target = s
             .check
