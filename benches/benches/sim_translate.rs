@@ -12,11 +12,10 @@ use ftpnat::engine::{
         wire::{self, flags},
         Output, Router,
     },
-    AlgMode, Firewall, GatewayConfig, IfaceConfig, NatConfig, Side,
+    AlgMode, GatewayConfig, NatConfig,
 };
 
 const LAN_MAC: [u8; 6] = [2, 0xfe, 0, 0, 0, 1];
-const WAN_MAC: [u8; 6] = [2, 0xfe, 0, 0, 0, 2];
 const HOST: [u8; 6] = [2, 0, 0, 0, 1, 2];
 const PEER: [u8; 6] = [2, 0, 0, 0, 2, 10];
 
@@ -26,34 +25,12 @@ fn sa(s: &str) -> SocketAddrV4 {
 
 fn router(alg: AlgMode) -> Router {
     let cfg = GatewayConfig {
-        name: "gw".into(),
-        ifaces: vec![
-            IfaceConfig {
-                name: "lan0".into(),
-                addr: "192.168.1.1/24".parse().unwrap(),
-                side: Side::Inside,
-                mac: LAN_MAC,
-                mtu: 1500,
-            },
-            IfaceConfig {
-                name: "wan0".into(),
-                addr: "203.0.113.1/24".parse().unwrap(),
-                side: Side::Outside,
-                mac: WAN_MAC,
-                mtu: 1500,
-            },
-        ],
         nat: Some(NatConfig {
             max_mappings: 1 << 20,
             ..Default::default()
         }),
-        forwards: vec![],
-        firewall: Firewall::default(),
         alg,
-        alg_ports: vec![21],
-        impairment: vec![],
-        reject_unsolicited: false,
-        seed: 1,
+        ..GatewayConfig::example()
     };
     let now = Instant::now();
     let mut r = Router::new(cfg, now);

@@ -180,6 +180,11 @@ enum DebugCmd {
     Hold,
 }
 
+/// Scenarios at once when `--jobs` is not given: one per core.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
     if paths.is_empty() {
         vec![PathBuf::from("scenarios/conformance")]
@@ -308,8 +313,7 @@ fn main() -> ExitCode {
                     Engine::Kernel => EngineKind::Kernel,
                 }),
             };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let jobs = jobs.unwrap_or_else(default_jobs);
             let human = matches!(format, Format::Human);
             let bar = (human && std::io::stderr().is_terminal()).then(|| {
                 let b = indicatif::ProgressBar::new(scenarios.len() as u64);
@@ -373,8 +377,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(c) => return c,
             };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let jobs = jobs.unwrap_or_else(default_jobs);
             let run = |engine| {
                 let opts = RunOptions {
                     engine: Some(engine),
@@ -466,8 +469,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let jobs = jobs.unwrap_or_else(default_jobs);
             let rows = match runner::ruleset::validate(&file, &params, jobs) {
                 Ok(r) => r,
                 Err(e) => {
@@ -528,8 +530,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(c) => return c,
             };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let jobs = jobs.unwrap_or_else(default_jobs);
             let mut columns = Vec::new();
             let mut cells: Vec<Vec<String>> = vec![Vec::new(); scenarios.len()];
             for kind in &kinds {

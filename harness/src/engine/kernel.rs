@@ -399,27 +399,10 @@ impl KernelGateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Firewall, Forward, IfaceConfig, Rule};
+    use crate::engine::{Firewall, Forward, Rule};
 
     fn cfg() -> GatewayConfig {
         GatewayConfig {
-            name: "gw".into(),
-            ifaces: vec![
-                IfaceConfig {
-                    name: "lan0".into(),
-                    addr: "192.168.1.1/24".parse().unwrap(),
-                    side: Side::Inside,
-                    mac: [2, 0, 0, 0, 0, 1],
-                    mtu: 1500,
-                },
-                IfaceConfig {
-                    name: "wan0".into(),
-                    addr: "203.0.113.1/24".parse().unwrap(),
-                    side: Side::Outside,
-                    mac: [2, 0, 0, 0, 0, 2],
-                    mtu: 1500,
-                },
-            ],
             nat: Some(NatConfig::default()),
             forwards: vec![Forward {
                 proto: 6,
@@ -441,10 +424,7 @@ mod tests {
                 stateful: true,
             },
             alg: AlgMode::Correct,
-            alg_ports: vec![21],
-            impairment: vec![],
-            reject_unsolicited: false,
-            seed: 0,
+            ..GatewayConfig::example()
         }
     }
 

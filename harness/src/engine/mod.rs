@@ -337,3 +337,39 @@ pub struct GatewayConfig {
     /// RNG seed (port choice, impairment).
     pub seed: u64,
 }
+
+impl GatewayConfig {
+    /// A gateway with `lan0` (inside, 192.168.1.1/24, MAC 02:fe:00:00:00:01)
+    /// and `wan0` (outside, 203.0.113.1/24, MAC 02:fe:00:00:00:02), no NAT,
+    /// no forwards, an accept-all firewall, ALG off: the fixture tests and
+    /// benches start from.
+    pub fn example() -> GatewayConfig {
+        GatewayConfig {
+            name: "gw".into(),
+            ifaces: vec![
+                IfaceConfig {
+                    name: "lan0".into(),
+                    addr: "192.168.1.1/24".parse().expect("literal"),
+                    side: Side::Inside,
+                    mac: [2, 0xfe, 0, 0, 0, 1],
+                    mtu: 1500,
+                },
+                IfaceConfig {
+                    name: "wan0".into(),
+                    addr: "203.0.113.1/24".parse().expect("literal"),
+                    side: Side::Outside,
+                    mac: [2, 0xfe, 0, 0, 0, 2],
+                    mtu: 1500,
+                },
+            ],
+            nat: None,
+            forwards: vec![],
+            firewall: Firewall::default(),
+            alg: AlgMode::Off,
+            alg_ports: vec![21],
+            impairment: vec![],
+            reject_unsolicited: false,
+            seed: 1,
+        }
+    }
+}

@@ -372,6 +372,17 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default scenario bound.
 pub const SCENARIO_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Parses a port list into the set of ports ("" is the empty set).
+pub fn port_set(s: &str) -> Result<BTreeSet<u16>, String> {
+    if s.trim().is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    Ok(parse_ports(s)?
+        .into_iter()
+        .flat_map(|(a, b)| a..=b)
+        .collect())
+}
+
 /// Parses "21", "60000-60010", "1-1024,60000-60010" into inclusive ranges.
 pub fn parse_ports(s: &str) -> Result<Vec<(u16, u16)>, String> {
     s.split(',')
@@ -1011,8 +1022,7 @@ fn resolve_step(
                 ),
             ));
         }
-        let ranges = parse_ports(&scan.ports).map_err(&bad)?;
-        let ports: Vec<u16> = ranges.iter().flat_map(|(lo, hi)| *lo..=*hi).collect();
+        let ports: Vec<u16> = port_set(&scan.ports).map_err(&bad)?.into_iter().collect();
         if ports.len() > 8192 {
             return Err(bad("scan at most 8192 ports per step".into()));
         }
@@ -1085,27 +1095,13 @@ fn resolve_expect(
         let n: u64 = rest.trim().parse().map_err(|_| bad(format!("expect.counters.{k} = {v:?}: expected a number with an optional >=, <=, >, < or ==")))?;
         counters.push((k.clone(), cmp, n));
     }
-    let open = match &e.open {
-        None => None,
-        Some(s) if s.trim().is_empty() => Some(BTreeSet::new()),
-        Some(s) => Some(
-            parse_ports(s)
-                .map_err(bad)?
-                .into_iter()
-                .flat_map(|(a, b)| a..=b)
-                .collect(),
-        ),
-    };
-    let reachable = match &e.reachable {
-        None => None,
-        Some(s) => Some(
-            parse_ports(s)
-                .map_err(bad)?
-                .into_iter()
-                .flat_map(|(a, b)| a..=b)
-                .collect(),
-        ),
-    };
+    let open = e.open.as_deref().map(port_set).transpose().map_err(bad)?;
+    let reachable = e
+        .reachable
+        .as_deref()
+        .map(port_set)
+        .transpose()
+        .map_err(bad)?;
     let pasv_in = e
         .pasv_in
         .as_deref()

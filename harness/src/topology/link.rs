@@ -67,35 +67,9 @@ impl Netlink {
         })
     }
 
-    /// Names of all interfaces.
-    pub fn names(&self) -> io::Result<Vec<String>> {
+    /// Every interface's name and operational state.
+    fn links(&self) -> io::Result<Vec<(String, Option<rtnetlink::packet_route::link::State>)>> {
         use rtnetlink::packet_route::link::LinkAttribute;
-        self.rt.block_on(async {
-            let links: Vec<_> = self
-                .handle
-                .link()
-                .get()
-                .execute()
-                .try_collect()
-                .await
-                .map_err(nl_err)?;
-            Ok(links
-                .iter()
-                .filter_map(|l| {
-                    l.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::IfName(n) => Some(n.clone()),
-                        _ => None,
-                    })
-                })
-                .collect())
-        })
-    }
-
-    /// Names of interfaces (other than `lo`) whose operational state is not
-    /// up yet. Carrier and qdisc activation happen asynchronously (linkwatch);
-    /// until then frames sent on the interface are dropped.
-    pub fn not_up(&self) -> io::Result<Vec<String>> {
-        use rtnetlink::packet_route::link::{LinkAttribute, State};
         self.rt.block_on(async {
             let links: Vec<_> = self
                 .handle
@@ -116,11 +90,30 @@ impl Netlink {
                         LinkAttribute::OperState(s) => Some(*s),
                         _ => None,
                     });
-                    let ready = matches!(state, Some(State::Up) | Some(State::Unknown));
-                    (name != "lo" && !ready).then_some(name)
+                    Some((name, state))
                 })
                 .collect())
         })
+    }
+
+    /// Names of all interfaces.
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        Ok(self.links()?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    /// Names of interfaces (other than `lo`) whose operational state is not
+    /// up yet. Carrier and qdisc activation happen asynchronously (linkwatch);
+    /// until then frames sent on the interface are dropped.
+    pub fn not_up(&self) -> io::Result<Vec<String>> {
+        use rtnetlink::packet_route::link::State;
+        Ok(self
+            .links()?
+            .into_iter()
+            .filter(|(name, state)| {
+                name != "lo" && !matches!(state, Some(State::Up) | Some(State::Unknown))
+            })
+            .map(|(n, _)| n)
+            .collect())
     }
 
     /// Creates a veth pair with `name` here and `peer` created directly in

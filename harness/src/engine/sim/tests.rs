@@ -27,31 +27,8 @@ fn sa(s: &str) -> SocketAddrV4 {
 
 fn config(nat: Option<NatConfig>) -> GatewayConfig {
     GatewayConfig {
-        name: "gw".into(),
-        ifaces: vec![
-            IfaceConfig {
-                name: "lan0".into(),
-                addr: "192.168.1.1/24".parse().unwrap(),
-                side: Side::Inside,
-                mac: LAN_MAC,
-                mtu: 1500,
-            },
-            IfaceConfig {
-                name: "wan0".into(),
-                addr: "203.0.113.1/24".parse().unwrap(),
-                side: Side::Outside,
-                mac: WAN_MAC,
-                mtu: 1500,
-            },
-        ],
         nat,
-        forwards: vec![],
-        firewall: Firewall::default(),
-        alg: AlgMode::Off,
-        alg_ports: vec![21],
-        impairment: vec![],
-        reject_unsolicited: false,
-        seed: 1,
+        ..GatewayConfig::example()
     }
 }
 
