@@ -154,6 +154,8 @@ pub struct Transfer {
     pub final_reply: Option<Reply>,
     /// Milliseconds from the data command to the final reply.
     pub elapsed_ms: u64,
+    /// Milliseconds the data connection took to establish (passive).
+    pub connect_ms: f64,
     /// The received data (downloads only, kept only when small).
     #[serde(skip)]
     pub data: Vec<u8>,
@@ -448,7 +450,10 @@ impl FtpClient {
     ) -> Result<Transfer, ClientError> {
         let mut result = Transfer::empty();
         result.data_peer = Some(target);
-        match self.connect_data(target).await {
+        let t_connect = Instant::now();
+        let connected = self.connect_data(target).await;
+        result.connect_ms = t_connect.elapsed().as_secs_f64() * 1000.0;
+        match connected {
             Ok(s) => {
                 let r = self.cmd(verb).await?;
                 if r.code >= 400 {
@@ -510,6 +515,7 @@ impl Transfer {
             sha256: None,
             final_reply: None,
             elapsed_ms: 0,
+            connect_ms: 0.0,
             data: Vec::new(),
         }
     }

@@ -139,6 +139,42 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Throughput under passive-range exhaustion: concurrent clients outside a
+    /// NAT downloading from the reference server behind it (bounded; stops
+    /// by itself).
+    Load {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Transfers per client.
+        #[arg(long, default_value_t = 4)]
+        transfers: usize,
+        /// Bytes per transfer.
+        #[arg(long, default_value_t = 16384)]
+        size: u64,
+        /// Passive range size (ports from 60000).
+        #[arg(long, default_value_t = 2)]
+        ports: u16,
+        /// Exhaustion policy: fallback, refuse or wait.
+        #[arg(long, default_value = "wait")]
+        policy: String,
+        /// What the NAT forwards besides 21: `range` or `all`.
+        #[arg(long, default_value = "range")]
+        forward: String,
+        /// Gateway engine.
+        #[arg(long, value_enum, default_value = "sim")]
+        engine: Engine,
+        /// Stop after this many seconds whatever is left.
+        #[arg(long, default_value_t = 120)]
+        limit: u64,
+        /// Run the preset table (R = 2 and 10 × every policy, and fallback with
+        /// every port forwarded) and print it as Markdown.
+        #[arg(long)]
+        table: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// List scenarios with their tags.
     List {
         /// Scenario files or folders.
@@ -590,6 +626,98 @@ fn main() -> ExitCode {
                     }
                 }
                 None => print!("{md}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Load {
+            clients,
+            transfers,
+            size,
+            ports,
+            policy,
+            forward,
+            engine,
+            limit,
+            table,
+            format,
+        } => {
+            if !["fallback", "refuse", "wait"].contains(&policy.as_str())
+                || !["range", "all"].contains(&forward.as_str())
+                || ports == 0
+            {
+                eprintln!("error: --policy is fallback, refuse or wait; --forward is range or all; --ports at least 1");
+                return ExitCode::from(2);
+            }
+            let base = runner::load::LoadSpec {
+                clients,
+                transfers,
+                size,
+                ports,
+                policy,
+                forward,
+                engine: format!("{engine:?}").to_lowercase(),
+                limit: std::time::Duration::from_secs(limit),
+            };
+            let specs: Vec<runner::load::LoadSpec> = if table {
+                let mut v = Vec::new();
+                for r in [2u16, 10] {
+                    for p in ["fallback", "refuse", "wait"] {
+                        v.push(runner::load::LoadSpec {
+                            ports: r,
+                            policy: p.into(),
+                            forward: "range".into(),
+                            ..base.clone()
+                        });
+                    }
+                    v.push(runner::load::LoadSpec {
+                        ports: r,
+                        policy: "fallback".into(),
+                        forward: "all".into(),
+                        ..base.clone()
+                    });
+                }
+                v
+            } else {
+                vec![base]
+            };
+            let mut reports = Vec::new();
+            for s in &specs {
+                match runner::load::run(s) {
+                    Ok(r) => reports.push(r),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reports).unwrap_or_default()
+                ),
+                Format::Human => {
+                    println!("| R | policy | forwarded | completed | failed (by reason) | transfers/s | PASV p50 / p99 ms | hold ms | efficiency | fallbacks |");
+                    println!("|---|---|---|---|---|---|---|---|---|---|");
+                    for r in &reports {
+                        let failed: Vec<String> =
+                            r.failed.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                        println!(
+                            "| {} | {} | {} | {}/{} | {} | {:.0} | {:.1} / {:.1} | {:.2} | {:.2} | {} |",
+                            r.spec.ports,
+                            r.spec.policy,
+                            r.spec.forward,
+                            r.completed,
+                            r.spec.clients * r.spec.transfers,
+                            if failed.is_empty() { "0".into() } else { failed.join(", ") },
+                            r.per_second,
+                            r.pasv_p50_ms,
+                            r.pasv_p99_ms,
+                            r.hold_ms,
+                            r.efficiency,
+                            r.fallbacks
+                        );
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

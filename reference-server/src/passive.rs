@@ -44,6 +44,7 @@ struct Counters {
     waited: AtomicU64,
     wait_timeouts: AtomicU64,
     in_use_skipped: AtomicU64,
+    held_us: AtomicU64,
 }
 
 /// A snapshot of the allocator's counters.
@@ -63,6 +64,9 @@ pub struct Metrics {
     pub wait_timeouts: u64,
     /// Ports skipped because another process held them.
     pub in_use_skipped: u64,
+    /// Total time ports were held by leases, microseconds (÷ `released`
+    /// gives the mean hold: PASV until accept, timeout or supersede).
+    pub held_us: u64,
 }
 
 /// The shared pool of one passive range.
@@ -79,6 +83,7 @@ pub struct PortPool {
 pub struct Lease {
     port: u16,
     pool: Arc<PortPool>,
+    since: std::time::Instant,
 }
 
 impl Lease {
@@ -90,7 +95,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.pool.release(self.port);
+        self.pool.release(self.port, self.since.elapsed());
     }
 }
 
@@ -156,12 +161,16 @@ impl PortPool {
         Some(Lease {
             port,
             pool: Arc::clone(self),
+            since: std::time::Instant::now(),
         })
     }
 
-    fn release(&self, port: u16) {
+    fn release(&self, port: u16, held: Duration) {
         self.free.lock().unwrap().push_back(port);
         self.counters.released.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .held_us
+            .fetch_add(held.as_micros() as u64, Ordering::Relaxed);
         self.notify.notify_one();
     }
 
@@ -247,6 +256,7 @@ impl PortPool {
             waited: c.waited.load(Ordering::Relaxed),
             wait_timeouts: c.wait_timeouts.load(Ordering::Relaxed),
             in_use_skipped: c.in_use_skipped.load(Ordering::Relaxed),
+            held_us: c.held_us.load(Ordering::Relaxed),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! connections by the step timeout, the whole scenario by its own.
 
 pub mod expect;
+pub mod load;
 pub mod ruleset;
 pub mod topo;
 

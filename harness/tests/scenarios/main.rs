@@ -592,3 +592,54 @@ fn vsftpd_passes_the_scenarios_it_supports() {
         "{text}"
     );
 }
+
+#[test]
+fn load_under_range_exhaustion_per_policy() {
+    require_root();
+    let load = |policy: &str, forward: &str| {
+        let out = Command::new(BIN)
+            .args([
+                "load",
+                "--clients",
+                "12",
+                "--transfers",
+                "2",
+                "--ports",
+                "2",
+                "--limit",
+                "60",
+                "--format",
+                "json",
+                "--policy",
+                policy,
+                "--forward",
+                forward,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0].clone()
+    };
+    // wait: everything completes, nothing falls back.
+    let w = load("wait", "range");
+    assert_eq!(w["completed"], 24, "{w:#}");
+    assert_eq!(w["fallbacks"], 0);
+    // fallback behind a NAT forwarding only the range: the seed's warning, measured.
+    let f = load("fallback", "range");
+    assert!(f["fallbacks"].as_u64().unwrap() >= 1, "{f:#}");
+    assert!(
+        f["failed"]["data connection refused (not forwarded)"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{f:#}"
+    );
+    // … and with every port forwarded the fallback ports work.
+    let a = load("fallback", "all");
+    assert_eq!(a["completed"], 24, "{a:#}");
+}

@@ -1,0 +1,267 @@
+//! `ftpnat load`: throughput under passive-range exhaustion.
+//!
+//! M concurrent clients outside a NAT gateway (which forwards port 21 and
+//! either only the passive range or every port) each make K passive
+//! downloads of S bytes from the reference server behind it, whose passive
+//! range has R ports and the given exhaustion policy. Bounded in count and
+//! time; stops by itself. Reported: completed and failed transfers by
+//! reason, transfers per second, PASV latency p50/p99, mean port hold time
+//! (PASV reply → data connection made, as the client sees it) and
+//! efficiency = throughput ÷ (R ÷ mean hold), the share of the range's
+//! Little's-law ceiling actually used.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use super::{Lab, Status};
+use crate::{
+    client::{DataOutcome, FtpClient, Transcript},
+    scenario,
+};
+
+/// What to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSpec {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Transfers per client.
+    pub transfers: usize,
+    /// Bytes per transfer.
+    pub size: u64,
+    /// Passive range size R (ports from 60000).
+    pub ports: u16,
+    /// `fallback`, `refuse` or `wait`.
+    pub policy: String,
+    /// Forward only the range (`range`) or every port (`all`).
+    pub forward: String,
+    /// Gateway engine.
+    pub engine: String,
+    /// Whole-run bound.
+    pub limit: Duration,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// The spec.
+    pub spec: LoadSpec,
+    /// Transfers that completed with 226 and all bytes.
+    pub completed: usize,
+    /// Failures by reason.
+    pub failed: BTreeMap<String, usize>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Completed transfers per second.
+    pub per_second: f64,
+    /// PASV reply latency, milliseconds.
+    pub pasv_p50_ms: f64,
+    /// PASV reply latency, milliseconds.
+    pub pasv_p99_ms: f64,
+    /// Mean port hold (the allocator's lease time: PASV until accept),
+    /// milliseconds.
+    pub hold_ms: f64,
+    /// per_second ÷ (R ÷ hold): share of the range's ceiling used.
+    pub efficiency: f64,
+    /// Server-side allocator counters.
+    pub fallbacks: u64,
+}
+
+fn scenario_text(s: &LoadSpec) -> String {
+    let hi = 60000 + s.ports - 1;
+    let fwd = if s.forward == "all" {
+        "1024-65535".to_string()
+    } else {
+        format!("60000-{hi}")
+    };
+    format!(
+        r#"
+name = "load"
+[[gateway]]
+name = "gw"
+engine = "{engine}"
+lan = "192.168.1.1/24"
+wan = "203.0.113.1/24"
+reject_unsolicited = true
+forward = [ {{ ports = "21", to = "server" }}, {{ ports = "{fwd}", to = "server" }} ]
+[[host]]
+name = "server"
+addr = "192.168.1.2/24"
+files = {{ "blob" = {{ size = {size}, seed = 1 }} }}
+server = {{ kind = "reference", config = {{ masquerade_address = "203.0.113.1", passive_ports = [60000, {hi}], passive_exhausted = "{policy}", passive_wait_ms = 10000, limits = {{ max_clients = 5000, max_clients_per_ip = 5000 }}, timeouts = {{ data_connect = 5 }} }} }}
+[[host]]
+name = "client"
+addr = "203.0.113.10/24"
+"#,
+        engine = s.engine,
+        size = s.size,
+        policy = s.policy,
+    )
+}
+
+#[derive(Default)]
+struct Tally {
+    completed: usize,
+    failed: BTreeMap<String, usize>,
+    pasv_ms: Vec<f64>,
+}
+
+/// Runs the load. Needs root (or a user namespace).
+pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sc =
+        scenario::parse(&scenario_text(spec), Path::new("load.toml")).map_err(|d| d.to_string())?;
+    let lab = Lab::start(&sc, dir.path(), false)?;
+    let sockets = lab.topo.sockets("client");
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let server: SocketAddr = "203.0.113.1:21".parse().expect("literal");
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for _ in 0..spec.clients {
+            let sockets = Arc::clone(&sockets);
+            let tally = Arc::clone(&tally);
+            let (k, size) = (spec.transfers, spec.size);
+            tasks.push(tokio::spawn(async move {
+                let fail = |why: &str| {
+                    *tally
+                        .lock()
+                        .unwrap()
+                        .failed
+                        .entry(why.to_string())
+                        .or_default() += 1;
+                };
+                let conn = FtpClient::connect(
+                    sockets,
+                    server,
+                    Duration::from_secs(15),
+                    Transcript::default(),
+                )
+                .await;
+                let Ok((mut c, banner)) = conn else {
+                    for _ in 0..k {
+                        fail("control connection failed");
+                    }
+                    return;
+                };
+                if banner.code != 220
+                    || c.login("anonymous", "load@").await.map(|r| r.code).ok() != Some(230)
+                    || c.cmd("TYPE I").await.is_err()
+                {
+                    for _ in 0..k {
+                        fail("login failed");
+                    }
+                    return;
+                }
+                for _ in 0..k {
+                    let t = Instant::now();
+                    let r = match c.cmd("PASV").await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            fail("no reply to PASV");
+                            continue;
+                        }
+                    };
+                    let pasv_ms = t.elapsed().as_secs_f64() * 1000.0;
+                    if r.code != 227 {
+                        fail(&format!("{} reply to PASV", r.code));
+                        continue;
+                    }
+                    match c.transfer_pending("RETR blob", None).await {
+                        Ok(tr)
+                            if tr.outcome == DataOutcome::Ok
+                                && tr.bytes == size
+                                && tr.final_reply.as_ref().is_some_and(|r| r.code == 226) =>
+                        {
+                            let mut g = tally.lock().unwrap();
+                            g.completed += 1;
+                            g.pasv_ms.push(pasv_ms);
+                        }
+                        Ok(tr) => fail(&match tr.outcome {
+                            DataOutcome::Ok => "incomplete transfer".to_string(),
+                            DataOutcome::Refused => {
+                                "data connection refused (not forwarded)".to_string()
+                            }
+                            DataOutcome::TimedOut => "data connection timed out".to_string(),
+                            o => format!("data connection {o:?}"),
+                        }),
+                        Err(_) => fail("control connection lost"),
+                    }
+                }
+                let _ = c.cmd("QUIT").await;
+            }));
+        }
+        let all = futures::future::join_all(tasks);
+        let _ = tokio::time::timeout(spec.limit, all).await;
+    });
+    let seconds = t0.elapsed().as_secs_f64();
+    let metrics = lab.servers.get("server").and_then(|s| match s {
+        super::Server::Reference(r) => r.pool.as_ref().map(|p| p.metrics()),
+        super::Server::Vsftpd(_) => None,
+    });
+    let fallbacks = metrics.map_or(0, |m| m.fallback);
+    let hold_ms = metrics
+        .filter(|m| m.released > 0)
+        .map_or(0.0, |m| m.held_us as f64 / m.released as f64 / 1000.0);
+    drop(rt);
+    lab.stop();
+    let g = Arc::try_unwrap(tally)
+        .map_err(|_| "load tasks still running".to_string())?
+        .into_inner()
+        .unwrap_or_default();
+    let pct = |v: &[f64], p: f64| -> f64 {
+        if v.is_empty() {
+            return 0.0;
+        }
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    let per_second = g.completed as f64 / seconds;
+    let ceiling = if hold_ms > 0.0 {
+        f64::from(spec.ports) / (hold_ms / 1000.0)
+    } else {
+        0.0
+    };
+    let mut failed = g.failed;
+    let total = spec.clients * spec.transfers;
+    let accounted = g.completed + failed.values().sum::<usize>();
+    if accounted < total {
+        failed.insert("not finished within the limit".into(), total - accounted);
+    }
+    Ok(LoadReport {
+        spec: spec.clone(),
+        completed: g.completed,
+        failed,
+        seconds,
+        per_second,
+        pasv_p50_ms: pct(&g.pasv_ms, 0.5),
+        pasv_p99_ms: pct(&g.pasv_ms, 0.99),
+        hold_ms,
+        efficiency: if ceiling > 0.0 {
+            per_second / ceiling
+        } else {
+            0.0
+        },
+        fallbacks,
+    })
+}
+
+/// A status for callers that expect one.
+pub fn status(r: &LoadReport) -> Status {
+    if r.failed.is_empty() {
+        Status::Pass
+    } else {
+        Status::Fail
+    }
+}
