@@ -261,8 +261,15 @@ impl PortPool {
     }
 }
 
-/// Binds and listens with `SO_REUSEADDR` (never `SO_REUSEPORT`).
+/// Binds and listens with `SO_REUSEADDR` (never `SO_REUSEPORT`); a small
+/// backlog, as a passive listener expects one connection.
 pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    bind_with_backlog(addr, 8)
+}
+
+/// Binds and listens with `SO_REUSEADDR` and the given backlog (control
+/// listeners need room for bursts of clients).
+pub fn bind_with_backlog(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -270,7 +277,7 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(8)?;
+    socket.listen(backlog)?;
     TcpListener::from_std(socket.into())
 }
 

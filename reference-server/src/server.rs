@@ -16,7 +16,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::{
     config::{Config, Masquerade},
-    passive::{bind_listener, Metrics, PortPool},
+    passive::{bind_with_backlog, Metrics, PortPool},
     protocol::addr::{canonical_ip, is_non_public},
     session::{self, Shared},
 };
@@ -62,7 +62,7 @@ impl Server {
             .listen
             .iter()
             .map(|a| {
-                bind_listener(*a)
+                bind_with_backlog(*a, 1024)
                     .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
             })
             .collect()
