@@ -643,3 +643,37 @@ fn load_under_range_exhaustion_per_policy() {
     let a = load("fallback", "all");
     assert_eq!(a["completed"], 24, "{a:#}");
 }
+
+/// Regression (found by `ftpnat load`, issue 8): the control listener had a
+/// backlog of 8, so a burst of clients through the NAT lost SYNs and some
+/// control connections failed outright.
+#[test]
+fn burst_of_clients_through_the_nat_all_get_a_control_connection() {
+    require_root();
+    let out = Command::new(BIN)
+        .args([
+            "load",
+            "--clients",
+            "60",
+            "--transfers",
+            "1",
+            "--ports",
+            "2",
+            "--policy",
+            "refuse",
+            "--limit",
+            "60",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let failed = &v[0]["failed"];
+    assert!(
+        failed.get("control connection failed").is_none(),
+        "{failed}"
+    );
+    assert!(failed.get("login failed").is_none(), "{failed}");
+}
