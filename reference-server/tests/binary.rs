@@ -24,6 +24,34 @@ fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     cfg
 }
 
+/// Starts the binary with `cfg` and waits (10 s bound) for its
+/// "listening on" line; returns the child and the control address.
+fn spawn_server(cfg: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("server did not announce its listener within 10 s");
+        };
+        if let Some(a) = line.split("listening on ").nth(1) {
+            return (child, a.trim().parse().unwrap());
+        }
+    }
+}
+
 #[test]
 fn check_config_prints_effective_config_or_names_the_bad_key() {
     let dir = tempfile::tempdir().unwrap();
@@ -63,27 +91,8 @@ fn check_config_prints_effective_config_or_names_the_bad_key() {
 fn serves_curl_and_lftp_then_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "");
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server announces its listener within 10 s");
-        if let Some(a) = line.split("listening on ").nth(1) {
-            break a.trim().to_string();
-        }
-    };
+    let (mut child, addr) = spawn_server(&cfg);
+    let addr = addr.to_string();
     let curl = Command::new("curl")
         .args([
             "-sS",
@@ -157,25 +166,7 @@ fn rss_with_1000_idle_sessions() {
         dir.path(),
         "[limits]\nmax_clients = 1100\nmax_clients_per_ip = 1100\n",
     );
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&cfg)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr: std::net::SocketAddr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        if let Some(a) = line.split("listening on ").nth(1) {
-            break a.trim().parse().unwrap();
-        }
-    };
+    let (mut child, addr) = spawn_server(&cfg);
     let rss = |pid: u32| -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         s.lines()
