@@ -207,12 +207,21 @@ impl PortPool {
         policy: ExhaustedPolicy,
         wait: Duration,
     ) -> Result<PassiveListener, PassiveError> {
-        for _ in 0..self.capacity() {
+        // `wait` keeps trying until its deadline, also past ports another
+        // process holds; the other policies try each port at most once.
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut attempts = 0;
+        loop {
             let lease = match policy {
-                ExhaustedPolicy::Wait => self.reserve_wait(wait).await,
+                ExhaustedPolicy::Wait => {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    self.reserve_wait(left).await
+                }
+                _ if attempts >= self.capacity() => None,
                 _ => self.try_reserve(),
             };
             let Some(lease) = lease else { break };
+            attempts += 1;
             match bind_listener(SocketAddr::new(ip, lease.port)) {
                 Ok(listener) => {
                     return Ok(PassiveListener {
@@ -224,6 +233,13 @@ impl PortPool {
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
                     self.counters.in_use_skipped.fetch_add(1, Ordering::Relaxed);
                     drop(lease); // back of the queue; try the next
+                    if policy == ExhaustedPolicy::Wait {
+                        if tokio::time::Instant::now() >= deadline {
+                            break;
+                        }
+                        // The same port may come straight back: do not spin.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -402,6 +418,34 @@ mod tests {
         assert!(pool.reserve_wait(Duration::from_secs(2)).await.is_none());
         assert_eq!(t0.elapsed(), Duration::from_secs(2));
         assert_eq!(pool.metrics().wait_timeouts, 1);
+    }
+
+    /// `wait` waits out a port another process holds for a while, instead
+    /// of giving up after one bind attempt per port.
+    #[tokio::test]
+    async fn wait_policy_outlasts_a_transient_squatter() {
+        let pool = PortPool::new(62040, 62040);
+        let squatter = std::net::TcpListener::bind((LO, 62040)).unwrap();
+        let freed = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            drop(squatter);
+        });
+        let got = pool
+            .open(LO, ExhaustedPolicy::Wait, Duration::from_secs(3))
+            .await
+            .unwrap();
+        assert_eq!(got.listener.local_addr().unwrap().port(), 62040);
+        assert!(pool.metrics().in_use_skipped >= 1);
+        freed.await.unwrap();
+        // And with the refuse policy the same squatter means 425 at once.
+        let pool = PortPool::new(62041, 62041);
+        let _squatter = std::net::TcpListener::bind((LO, 62041)).unwrap();
+        let t0 = std::time::Instant::now();
+        assert!(pool
+            .open(LO, ExhaustedPolicy::Refuse, Duration::ZERO)
+            .await
+            .is_err());
+        assert!(t0.elapsed() < Duration::from_millis(500));
     }
 
     #[tokio::test]
