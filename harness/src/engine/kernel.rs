@@ -411,14 +411,7 @@ mod tests {
                 to_port: 60000,
             }],
             firewall: Firewall {
-                rules: vec![Rule {
-                    action: Some(Action::Accept),
-                    direction: Some(Direction::In),
-                    proto: Some(6),
-                    dport: Some((49152, 65534)),
-                    syn_only: true,
-                    ..Default::default()
-                }],
+                rules: vec![Rule::seed_passive_range()],
                 policy_in: Action::Drop,
                 policy_out: Action::Accept,
                 stateful: true,

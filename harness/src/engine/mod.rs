@@ -373,3 +373,19 @@ impl GatewayConfig {
         }
     }
 }
+
+impl Rule {
+    /// The seed's ipf rule, "pass in quick proto tcp from any to any port
+    /// 49151 >< 65535 flags S keep state": accept inbound TCP SYNs to
+    /// 49152-65534 (the "keep state" part is [`Firewall::stateful`]).
+    pub fn seed_passive_range() -> Rule {
+        Rule {
+            action: Some(Action::Accept),
+            direction: Some(Direction::In),
+            proto: Some(6),
+            dport: Some((49152, 65534)),
+            syn_only: true,
+            ..Default::default()
+        }
+    }
+}

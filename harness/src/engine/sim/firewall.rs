@@ -94,14 +94,7 @@ mod tests {
                     syn_only: true,
                     ..Default::default()
                 },
-                Rule {
-                    action: Some(Action::Accept),
-                    direction: Some(Direction::In),
-                    proto: Some(TCP),
-                    dport: Some((49152, 65534)),
-                    syn_only: true,
-                    ..Default::default()
-                },
+                Rule::seed_passive_range(),
             ],
             policy_in: Action::Drop,
             policy_out: Action::Accept,

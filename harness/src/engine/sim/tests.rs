@@ -443,14 +443,7 @@ fn hairpin_on_and_off() {
 fn seed_firewall_rule_passes_syns_to_the_range_and_keeps_state() {
     let mut cfg = config(None);
     cfg.firewall = Firewall {
-        rules: vec![Rule {
-            action: Some(Action::Accept),
-            direction: Some(Direction::In),
-            proto: Some(6),
-            dport: Some((49152, 65534)),
-            syn_only: true,
-            ..Default::default()
-        }],
+        rules: vec![Rule::seed_passive_range()],
         policy_in: Action::Drop,
         policy_out: Action::Accept,
         stateful: true,
