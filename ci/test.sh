@@ -11,14 +11,23 @@ for pair in curl:curl lftp:lftp python3:python3 nft:nftables ip:iproute2 ethtool
 done
 # Real FTP servers are unpacked, not installed: Debian's daemons conflict
 # with each other, and unpacking runs no maintainer script, so no daemon
-# ever starts in the root namespace. vsftpd needs libwrap0 at run time.
+# ever starts in the root namespace. Their shared libraries are installed
+# (libraries only). package:binary-inside-the-package
 peers=target/peers
-need_vsftpd=no
-[ -x "$peers/vsftpd/usr/sbin/vsftpd" ] || need_vsftpd=yes
-[ -e /usr/lib/x86_64-linux-gnu/libwrap.so.0 ] || [ -e /lib/x86_64-linux-gnu/libwrap.so.0 ] || need+=(libwrap0)
-if [ ${#need[@]} -gt 0 ] || [ "$need_vsftpd" = yes ]; then
+servers=(vsftpd:usr/sbin/vsftpd proftpd-core:usr/sbin/proftpd pure-ftpd:usr/sbin/pure-ftpd)
+libs=(libwrap0 libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23)
+unpack=()
+for pair in "${servers[@]}"; do
+  pkg=${pair%%:*}; bin=${pair#*:}
+  dir=$peers/${pkg%-core}
+  [ -x "$dir/$bin" ] || unpack+=("$pkg")
+done
+for lib in "${libs[@]}"; do
+  dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || need+=("$lib")
+done
+if [ ${#need[@]} -gt 0 ] || [ ${#unpack[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "ci/test.sh: missing: ${need[*]} ${need_vsftpd/yes/vsftpd (unpacked)} — run as root so apt can fetch them" >&2
+    echo "ci/test.sh: missing: ${need[*]} ${unpack[*]} — run as root so apt can fetch them" >&2
     exit 2
   fi
   export DEBIAN_FRONTEND=noninteractive
@@ -26,10 +35,12 @@ if [ ${#need[@]} -gt 0 ] || [ "$need_vsftpd" = yes ]; then
   if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}"
   fi
-  if [ "$need_vsftpd" = yes ]; then
-    mkdir -p "$peers"
-    (cd "$peers" && apt-get download -qq vsftpd && dpkg -x vsftpd_*.deb vsftpd && rm -f vsftpd_*.deb)
-  fi
+  mkdir -p "$peers"
+  for pkg in "${unpack[@]}"; do
+    dir=${pkg%-core}
+    (cd "$peers" && rm -rf "$dir" && apt-get download -qq "$pkg" 2>/dev/null \
+      && dpkg -x "${pkg}"_*.deb "$dir" && rm -f "${pkg}"_*.deb)
+  done
 fi
 
 cargo build --workspace --all-targets --quiet

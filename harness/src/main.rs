@@ -52,9 +52,10 @@ enum Cmd {
         /// Run shard K of N (1-based), e.g. 2/4; every scenario lands in exactly one shard.
         #[arg(long, value_name = "K/N")]
         shard: Option<String>,
-        /// Force every gateway onto this engine.
-        #[arg(long)]
-        engine: Option<Engine>,
+        /// Force every gateway onto this engine; `sim,kernel` runs every
+        /// scenario on both and reports where they disagree (as `ftpnat diff`).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        engine: Vec<Engine>,
         /// Output format on stdout.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -81,7 +82,7 @@ enum Cmd {
             long,
             value_enum,
             value_delimiter = ',',
-            default_value = "reference,vsftpd"
+            default_value = "reference,vsftpd,proftpd,pure-ftpd"
         )]
         kinds: Vec<ServerKind>,
         /// Engines (comma-separated).
@@ -332,6 +333,17 @@ fn main() -> ExitCode {
                 eprintln!("error: no scenario selected");
                 return ExitCode::from(2);
             }
+            let mut engines = engine.clone();
+            engines.sort_by_key(|e| *e as u8);
+            engines.dedup_by_key(|e| *e as u8);
+            if engines.len() > 1 {
+                return run_diff(
+                    &scenarios,
+                    jobs.unwrap_or_else(default_jobs),
+                    format,
+                    server_kind,
+                );
+            }
             if let Ok(s) = ftpnat::topology::sweep() {
                 if !s.namespaces.is_empty() {
                     eprintln!(
@@ -344,7 +356,7 @@ fn main() -> ExitCode {
                 artifacts,
                 no_pcap,
                 server_kind,
-                engine: engine.map(|e| match e {
+                engine: engines.first().map(|e| match e {
                     Engine::Sim => EngineKind::Sim,
                     Engine::Kernel => EngineKind::Kernel,
                 }),
@@ -413,69 +425,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(c) => return c,
             };
-            let jobs = jobs.unwrap_or_else(default_jobs);
-            let run = |engine| {
-                let opts = RunOptions {
-                    engine: Some(engine),
-                    no_pcap: true,
-                    ..Default::default()
-                };
-                runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
-            };
-            let sim = run(EngineKind::Sim);
-            let kernel = run(EngineKind::Kernel);
-            let mut rows = Vec::new();
-            for (a, b) in sim.iter().zip(&kernel) {
-                if let Some(d) = runner::disagreement(a, b) {
-                    let why = b
-                        .failure
-                        .clone()
-                        .or_else(|| a.failure.clone())
-                        .unwrap_or_default();
-                    rows.push((
-                        a.name.clone(),
-                        a.status,
-                        b.status,
-                        d,
-                        why.lines().next().unwrap_or("").to_string(),
-                    ));
-                }
-            }
-            let behaviour = rows
-                .iter()
-                .filter(|r| r.3 == runner::Disagreement::Behaviour)
-                .count();
-            match format {
-                Format::Human => {
-                    for (name, s, k, d, why) in &rows {
-                        println!("{name}: sim {s:?}, kernel {k:?} — {d:?}\n    {why}");
-                    }
-                    println!(
-                        "{} scenarios: {} agree, {} differ ({} in behaviour, {} not expressible in the kernel, {} sim-only counters)",
-                        sim.len(),
-                        sim.len() - rows.len(),
-                        rows.len(),
-                        behaviour,
-                        rows.iter().filter(|r| r.3 == runner::Disagreement::NotExpressible).count(),
-                        rows.iter().filter(|r| r.3 == runner::Disagreement::SimOnlyCounter).count(),
-                    );
-                }
-                Format::Json => {
-                    let v: Vec<serde_json::Value> = rows
-                        .iter()
-                        .map(|(n, s, k, d, w)| serde_json::json!({"name": n, "sim": s, "kernel": k, "kind": d, "detail": w}))
-                        .collect();
-                    println!(
-                        "{}",
-                        serde_json::json!({"scenarios": sim.len(), "disagreements": v})
-                    );
-                }
-            }
-            if behaviour > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+            run_diff(&scenarios, jobs.unwrap_or_else(default_jobs), format, None)
         }
         Cmd::ValidateRuleset {
             file,
@@ -575,7 +525,11 @@ fn main() -> ExitCode {
                         Engine::Sim => EngineKind::Sim,
                         Engine::Kernel => EngineKind::Kernel,
                     };
-                    columns.push(format!("{kind:?} / {engine:?}").to_lowercase());
+                    columns.push(format!(
+                        "{} / {}",
+                        kind.name(),
+                        format!("{engine:?}").to_lowercase()
+                    ));
                     let opts = RunOptions {
                         engine: Some(engine_kind),
                         server_kind: Some(*kind),
@@ -779,6 +733,84 @@ fn main() -> ExitCode {
         Cmd::Debug {
             what: DebugCmd::Hold,
         } => hold(),
+    }
+}
+
+/// Runs `scenarios` on both engines and reports every disagreement (`ftpnat
+/// diff`, `ftpnat run --engine sim,kernel`). Exit 1 on a behaviour difference.
+fn run_diff(
+    scenarios: &[Scenario],
+    jobs: usize,
+    format: Format,
+    server_kind: Option<ServerKind>,
+) -> ExitCode {
+    let run = |engine| {
+        let opts = RunOptions {
+            engine: Some(engine),
+            no_pcap: true,
+            server_kind,
+            ..Default::default()
+        };
+        runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
+    };
+    let sim = run(EngineKind::Sim);
+    let kernel = run(EngineKind::Kernel);
+    let mut rows = Vec::new();
+    for ((a, b), sc) in sim.iter().zip(&kernel).zip(scenarios) {
+        if let Some(mut d) = runner::disagreement(a, b) {
+            if d == runner::Disagreement::Behaviour && sc.tags.iter().any(|t| t == "kernel-differs")
+            {
+                d = runner::Disagreement::Documented;
+            }
+            let why = b
+                .failure
+                .clone()
+                .or_else(|| a.failure.clone())
+                .unwrap_or_default();
+            rows.push((
+                a.name.clone(),
+                a.status,
+                b.status,
+                d,
+                why.lines().next().unwrap_or("").to_string(),
+            ));
+        }
+    }
+    let behaviour = rows
+        .iter()
+        .filter(|r| r.3 == runner::Disagreement::Behaviour)
+        .count();
+    match format {
+        Format::Human => {
+            for (name, s, k, d, why) in &rows {
+                println!("{name}: sim {s:?}, kernel {k:?} — {d:?}\n    {why}");
+            }
+            println!(
+                "{} scenarios: {} agree, {} differ ({} in behaviour, {} documented (tag kernel-differs), {} not expressible in the kernel, {} sim-only counters)",
+                sim.len(),
+                sim.len() - rows.len(),
+                rows.len(),
+                behaviour,
+                rows.iter().filter(|r| r.3 == runner::Disagreement::Documented).count(),
+                rows.iter().filter(|r| r.3 == runner::Disagreement::NotExpressible).count(),
+                rows.iter().filter(|r| r.3 == runner::Disagreement::SimOnlyCounter).count(),
+            );
+        }
+        Format::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(n, s, k, d, w)| serde_json::json!({"name": n, "sim": s, "kernel": k, "kind": d, "detail": w}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"scenarios": sim.len(), "disagreements": v})
+            );
+        }
+    }
+    if behaviour > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -14,34 +14,23 @@
 //! `daemon` account (its home must exist for vsftpd's chdir before chroot).
 
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
 };
 
 use ftpnat_server::config::{ForeignAddress, RawConfig};
 
-use crate::topology::{Netns, NsProcess};
+use super::daemon::{self, Daemon};
+use crate::topology::Netns;
 
 /// Locates the vsftpd binary.
 pub fn binary() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("FTPNAT_VSFTPD") {
-        return Ok(PathBuf::from(p));
-    }
-    let mut candidates = vec![PathBuf::from("/usr/sbin/vsftpd")];
-    if let Ok(mut dir) = std::env::current_dir() {
-        loop {
-            candidates.push(dir.join("target/peers/vsftpd/usr/sbin/vsftpd"));
-            if !dir.pop() {
-                break;
-            }
-        }
-    }
-    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
-        "vsftpd not found: run ci/test.sh (it unpacks Debian's vsftpd into target/peers), or set FTPNAT_VSFTPD".to_string()
-    })
+    daemon::binary(
+        "FTPNAT_VSFTPD",
+        "/usr/sbin/vsftpd",
+        "vsftpd/usr/sbin/vsftpd",
+        "vsftpd",
+    )
 }
 
 /// Renders vsftpd.conf, or names the first key vsftpd cannot honour.
@@ -50,42 +39,16 @@ pub fn render(
     root: &Path,
     empty: &Path,
     log: &Path,
-) -> Result<(String, SocketAddr), String> {
+) -> Result<(String, std::net::SocketAddr), String> {
     let unsupported = |k: &str| Err(format!("{k} is not supported by vsftpd"));
     if raw.passive_exhausted.is_some() || raw.passive_wait_ms.is_some() {
         return unsupported("passive_exhausted");
     }
-    if !raw.class.is_empty() {
-        return unsupported("[[class]] (per-client masquerade)");
-    }
-    if !raw.vhost.is_empty() {
-        return unsupported("[[vhost]]");
-    }
-    if raw.port_private_address.is_some() {
-        return unsupported("port_private_address");
-    }
+    daemon::reject_reference_only(raw, "vsftpd")?;
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }
-    if !raw.user.is_empty() {
-        return unsupported("[[user]]");
-    }
-    if raw.anonymous == Some(false)
-        || raw.login_failure_delay_ms.is_some()
-        || raw.limits.max_login_failures.is_some()
-    {
-        return unsupported("login policy (anonymous = false, login failure delay/limit)");
-    }
-    let listen = raw
-        .listen
-        .clone()
-        .unwrap_or_else(|| vec!["0.0.0.0:21".into()]);
-    if listen.len() != 1 {
-        return unsupported("more than one listen address");
-    }
-    let addr: SocketAddr = listen[0]
-        .parse()
-        .map_err(|_| format!("listen {:?} is not an address", listen[0]))?;
+    let addr = daemon::listen_addr(raw, "vsftpd")?;
     let mut c = vec![
         "listen=YES".to_string(),
         format!("listen_port={}", addr.port()),
@@ -128,14 +91,8 @@ pub fn render(
         c.push(format!("pasv_min_port={lo}"));
         c.push(format!("pasv_max_port={hi}"));
     }
-    match raw.masquerade_address.as_deref() {
-        None | Some("none") => {}
-        Some(m) if m.parse::<std::net::IpAddr>().is_ok() => c.push(format!("pasv_address={m}")),
-        Some(_) => {
-            return unsupported(
-                "masquerade_address as a DNS name (vsftpd resolves with the system resolver)",
-            )
-        }
+    if let Some(m) = daemon::masquerade_ip(raw, "vsftpd")? {
+        c.push(format!("pasv_address={m}"));
     }
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
         c.push("port_promiscuous=YES".into());
@@ -161,80 +118,26 @@ pub fn render(
     Ok((c.join("\n") + "\n", addr))
 }
 
-/// A running vsftpd.
-#[derive(Debug)]
-pub struct Vsftpd {
-    proc: NsProcess,
-    /// Its log (the protocol log; what `check = "<host>"` reads).
-    pub log_path: PathBuf,
-}
-
-impl Vsftpd {
-    /// Writes the config and starts vsftpd in `ns`; returns once the control
-    /// port answers 220 (within 5 s).
-    pub fn start(
-        ns: Arc<Netns>,
-        raw: &RawConfig,
-        root: &Path,
-        dir: &Path,
-        label: &str,
-    ) -> Result<Vsftpd, String> {
-        let bin = binary()?;
-        let empty = dir.join(format!("{label}-vsftpd-empty"));
-        std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
-        let log_path = dir.join(format!("{label}-server.log"));
-        std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
-        let (conf, addr) = render(raw, root, &empty, &log_path)?;
-        let conf_path = dir.join(format!("{label}-vsftpd.conf"));
-        std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-        let mut cmd = std::process::Command::new(&bin);
-        cmd.arg(&conf_path);
-        ns.command(&mut cmd).map_err(|e| e.to_string())?;
-        let proc = NsProcess::spawn(cmd, dir, &format!("{label}-vsftpd"))
-            .map_err(|e| format!("{}: {e}", bin.display()))?;
-        let probe = if addr.ip().is_unspecified() {
-            SocketAddr::new([127, 0, 0, 1].into(), addr.port())
-        } else {
-            addr
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut v = Vsftpd { proc, log_path };
-        loop {
-            let ready = ns
-                .run(|| -> std::io::Result<bool> {
-                    let s =
-                        std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200))?;
-                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-                    let mut line = String::new();
-                    BufReader::new(s).read_line(&mut line)?;
-                    Ok(line.starts_with("220"))
-                })
-                .map_err(|e| e.to_string())?;
-            if matches!(ready, Ok(true)) {
-                return Ok(v);
-            }
-            if let Some(st) = v.proc.exited() {
-                return Err(format!("vsftpd exited ({st}): {}", v.proc.stderr().trim()));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "vsftpd did not answer 220 on {probe} within 5 s: {}",
-                    v.proc.stderr().trim()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    /// Stops and reaps it.
-    pub fn stop(&mut self) {
-        self.proc.stop(Duration::from_secs(2));
-    }
+/// Writes the config and starts vsftpd in `ns`; returns once the control
+/// port answers 220 (within 5 s).
+pub fn start(
+    ns: Arc<Netns>,
+    raw: &RawConfig,
+    root: &Path,
+    dir: &Path,
+    label: &str,
+) -> Result<Daemon, String> {
+    let bin = binary()?;
+    let empty = dir.join(format!("{label}-vsftpd-empty"));
+    std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
+    let log_path = dir.join(format!("{label}-server.log"));
+    std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
+    let (conf, addr) = render(raw, root, &empty, &log_path)?;
+    let conf_path = dir.join(format!("{label}-vsftpd.conf"));
+    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg(&conf_path);
+    Daemon::start(ns, cmd, addr, dir, label, "vsftpd", log_path)
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
     let seconds = t0.elapsed().as_secs_f64();
     let metrics = lab.servers.get("server").and_then(|s| match s {
         super::Server::Reference(r) => r.pool.as_ref().map(|p| p.metrics()),
-        super::Server::Vsftpd(_) => None,
+        super::Server::External(_) => None,
     });
     let fallbacks = metrics.map_or(0, |m| m.fallback);
     let hold_ms = metrics

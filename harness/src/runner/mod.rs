@@ -163,13 +163,22 @@ impl Seen {
     }
 }
 
+/// How a real server kind is started.
+type ExternalStart = fn(
+    Arc<crate::topology::Netns>,
+    &ftpnat_server::config::RawConfig,
+    &std::path::Path,
+    &std::path::Path,
+    &str,
+) -> Result<crate::actor::daemon::Daemon, String>;
+
 /// A running server actor.
 #[derive(Debug)]
 pub enum Server {
     /// ftpnat-server, in-process.
     Reference(ReferenceServer),
-    /// vsftpd, a child process.
-    Vsftpd(crate::actor::vsftpd::Vsftpd),
+    /// vsftpd, ProFTPD or Pure-FTPd: a child process.
+    External(crate::actor::daemon::Daemon),
 }
 
 impl Server {
@@ -177,7 +186,7 @@ impl Server {
     pub fn log(&self) -> String {
         match self {
             Server::Reference(s) => s.log(),
-            Server::Vsftpd(s) => s.log(),
+            Server::External(s) => s.log(),
         }
     }
 
@@ -185,7 +194,7 @@ impl Server {
     pub fn stop(&mut self) {
         match self {
             Server::Reference(s) => s.stop(),
-            Server::Vsftpd(s) => s.stop(),
+            Server::External(s) => s.stop(),
         }
     }
 }
@@ -496,8 +505,15 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         let mut raw = server.config.clone();
-        if server.kind == crate::scenario::resolve::ServerKind::Vsftpd {
-            let v = crate::actor::vsftpd::Vsftpd::start(
+        use crate::{actor, scenario::resolve::ServerKind};
+        let start = match server.kind {
+            ServerKind::Reference => None,
+            ServerKind::Vsftpd => Some(actor::vsftpd::start as ExternalStart),
+            ServerKind::Proftpd => Some(actor::proftpd::start as ExternalStart),
+            ServerKind::PureFtpd => Some(actor::pureftpd::start as ExternalStart),
+        };
+        if let Some(start) = start {
+            let d = start(
                 Arc::clone(env.topo.ns(&h.name)),
                 &raw,
                 &root,
@@ -505,7 +521,7 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                 &sanitize(&h.name),
             )
             .map_err(|e| format!("server on {}: {e}", h.name))?;
-            env.servers.insert(h.name.clone(), Server::Vsftpd(v));
+            env.servers.insert(h.name.clone(), Server::External(d));
             continue;
         }
         raw.root.get_or_insert(root);
@@ -931,6 +947,9 @@ pub enum Disagreement {
     SimOnlyCounter,
     /// The engines really behave differently.
     Behaviour,
+    /// They behave differently where the scenario says so (tag
+    /// `kernel-differs`: it models something Linux does another way).
+    Documented,
 }
 
 /// Counters only the sim engine keeps (the kernel engine reports forwarded,

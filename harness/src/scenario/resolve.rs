@@ -143,6 +143,24 @@ pub enum ServerKind {
     Reference,
     /// vsftpd, as a child process.
     Vsftpd,
+    /// ProFTPD, as a child process.
+    Proftpd,
+    /// Pure-FTPd, as a child process.
+    #[serde(rename = "pure-ftpd")]
+    #[value(name = "pure-ftpd")]
+    PureFtpd,
+}
+
+impl ServerKind {
+    /// The name scenario files and the CLI use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Reference => "reference",
+            ServerKind::Vsftpd => "vsftpd",
+            ServerKind::Proftpd => "proftpd",
+            ServerKind::PureFtpd => "pure-ftpd",
+        }
+    }
 }
 
 /// A server actor.
@@ -744,10 +762,12 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                 let kind = match s.kind.get_ref().as_str() {
                     "reference" => ServerKind::Reference,
                     "vsftpd" => ServerKind::Vsftpd,
+                    "proftpd" => ServerKind::Proftpd,
+                    "pure-ftpd" => ServerKind::PureFtpd,
                     other => {
                         return Err(cx.err(
                             s.kind.span(),
-                            format!("server kind {other:?}: expected \"reference\" or \"vsftpd\""),
+                            format!("server kind {other:?}: expected one of \"reference\", \"vsftpd\", \"proftpd\", \"pure-ftpd\""),
                         ))
                     }
                 };

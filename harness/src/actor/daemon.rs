@@ -1,0 +1,185 @@
+//! What every real FTP server actor shares: finding the binary (system
+//! path, or the Debian package `ci/test.sh` unpacked under `target/peers`),
+//! starting it inside the host's namespace as a child process, waiting until
+//! its control port answers 220, its log, and stopping it by PID.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use ftpnat_server::config::RawConfig;
+
+use crate::topology::{Netns, NsProcess};
+
+/// Locates a server binary: `$ENV_VAR`, then `system`, then
+/// `target/peers/<peer>` in the current directory or any parent.
+pub fn binary(env_var: &str, system: &str, peer: &str, name: &str) -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var(env_var) {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates = vec![PathBuf::from(system)];
+    if let Ok(mut dir) = std::env::current_dir() {
+        loop {
+            candidates.push(dir.join("target/peers").join(peer));
+            if !dir.pop() {
+                break;
+            }
+        }
+    }
+    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
+        format!("{name} not found: run ci/test.sh (it unpacks Debian's {name} into target/peers), or set {env_var}")
+    })
+}
+
+/// The single listen address of `raw` (default `0.0.0.0:21`), or the error
+/// saying `name` cannot listen on several.
+pub fn listen_addr(raw: &RawConfig, name: &str) -> Result<SocketAddr, String> {
+    let listen = raw
+        .listen
+        .clone()
+        .unwrap_or_else(|| vec!["0.0.0.0:21".into()]);
+    if listen.len() != 1 {
+        return Err(format!(
+            "more than one listen address is not supported by {name}"
+        ));
+    }
+    listen[0]
+        .parse()
+        .map_err(|_| format!("listen {:?} is not an address", listen[0]))
+}
+
+/// The masquerade address as an IP literal (`None` when unset or "none"), or
+/// the error saying `name` would resolve a name with the system resolver
+/// (a real DNS query, which a scenario must never make).
+pub fn masquerade_ip(raw: &RawConfig, name: &str) -> Result<Option<IpAddr>, String> {
+    match raw.masquerade_address.as_deref() {
+        None | Some("none") => Ok(None),
+        Some(m) => m.parse().map(Some).map_err(|_| {
+            format!("masquerade_address as a DNS name is not supported by {name} (it resolves with the system resolver)")
+        }),
+    }
+}
+
+/// Keys no real server kind takes from a scenario (they are the reference
+/// server's own extensions); the first one set is named in the error.
+pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> {
+    let unsupported = |k: &str| Err(format!("{k} is not supported by {name}"));
+    if !raw.class.is_empty() {
+        return unsupported("[[class]] (per-client masquerade)");
+    }
+    if !raw.vhost.is_empty() {
+        return unsupported("[[vhost]]");
+    }
+    if raw.port_private_address.is_some() {
+        return unsupported("port_private_address");
+    }
+    if !raw.user.is_empty() {
+        return unsupported("[[user]]");
+    }
+    if raw.anonymous == Some(false)
+        || raw.login_failure_delay_ms.is_some()
+        || raw.limits.max_login_failures.is_some()
+    {
+        return unsupported("login policy (anonymous = false, login failure delay/limit)");
+    }
+    Ok(())
+}
+
+/// A real FTP server running as a child process in a host's namespace.
+#[derive(Debug)]
+pub struct Daemon {
+    proc: NsProcess,
+    name: &'static str,
+    /// The log `check = "<host>"` reads.
+    pub log_path: PathBuf,
+}
+
+impl Daemon {
+    /// Spawns `cmd` in `ns` (stdout/stderr go to `dir/<label>-<name>.std*`)
+    /// and returns once `addr`'s control port answers 220, within 5 s.
+    pub fn start(
+        ns: Arc<Netns>,
+        mut cmd: Command,
+        addr: SocketAddr,
+        dir: &Path,
+        label: &str,
+        name: &'static str,
+        log_path: PathBuf,
+    ) -> Result<Daemon, String> {
+        ns.command(&mut cmd).map_err(|e| e.to_string())?;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        let proc = NsProcess::spawn(cmd, dir, &format!("{label}-{name}"))
+            .map_err(|e| format!("{program}: {e}"))?;
+        let probe = if addr.ip().is_unspecified() {
+            let lo: IpAddr = if addr.is_ipv6() {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            };
+            SocketAddr::new(lo, addr.port())
+        } else {
+            addr
+        };
+        let mut d = Daemon {
+            proc,
+            name,
+            log_path,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ready = ns
+                .run(|| -> std::io::Result<bool> {
+                    let s =
+                        std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200))?;
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    let mut line = String::new();
+                    BufReader::new(s).read_line(&mut line)?;
+                    Ok(line.starts_with("220"))
+                })
+                .map_err(|e| e.to_string())?;
+            if matches!(ready, Ok(true)) {
+                return Ok(d);
+            }
+            if let Some(st) = d.proc.exited() {
+                return Err(format!("{name} exited ({st}): {}", d.proc.stderr().trim()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{name} did not answer 220 on {probe} within 5 s: {}",
+                    d.proc.stderr().trim()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The log so far (plus anything the server wrote to stderr).
+    pub fn log(&self) -> String {
+        let mut log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let err = self.proc.stderr();
+        if !err.trim().is_empty() {
+            log.push_str(&err);
+        }
+        log
+    }
+
+    /// Which server this is.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The child's PID.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// Stops (SIGTERM, then SIGKILL after 2 s) and reaps it.
+    pub fn stop(&mut self) {
+        self.proc.stop(Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,213 @@
+//! ProFTPD as a scenario server (`server = { kind = "proftpd", … }`).
+//!
+//! The scenario's keys map onto the directives users know from the NAT
+//! HOWTO: `masquerade_address` → `MasqueradeAddress`, `passive_ports` →
+//! `PassivePorts`, `allow_foreign_address = true` → `AllowForeignAddress on`,
+//! `limits.deny` → `<Limit …> DenyAll`, `server_name` → `ServerIdent`, the
+//! client limits → `MaxClients`/`MaxClientsPerHost`, login/idle/no-transfer
+//! timeouts → `TimeoutLogin`/`TimeoutIdle`/`TimeoutNoTransfer`.
+//! `passive_exhausted = "fallback"` is ProFTPD's own (and only) behaviour.
+//! Anything else is an error saying it is "not supported by proftpd".
+//!
+//! The binary is `$FTPNAT_PROFTPD`, `/usr/sbin/proftpd`, or
+//! `target/peers/proftpd/usr/sbin/proftpd` (Debian's proftpd-core, unpacked
+//! by `ci/test.sh`; only the statically compiled modules are used, so no
+//! module path is needed). Anonymous logins map to the `daemon` account.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use ftpnat_server::config::{ExhaustedPolicy, ForeignAddress, RawConfig};
+
+use super::daemon::{self, Daemon};
+use crate::topology::Netns;
+
+/// Locates the proftpd binary.
+pub fn binary() -> Result<PathBuf, String> {
+    daemon::binary(
+        "FTPNAT_PROFTPD",
+        "/usr/sbin/proftpd",
+        "proftpd/usr/sbin/proftpd",
+        "proftpd",
+    )
+}
+
+/// Renders proftpd.conf (state files under `state`), or names the first key
+/// ProFTPD cannot honour.
+pub fn render(
+    raw: &RawConfig,
+    root: &Path,
+    state: &Path,
+    log: &Path,
+) -> Result<(String, std::net::SocketAddr), String> {
+    let unsupported = |k: &str| Err(format!("{k} is not supported by proftpd"));
+    match raw.passive_exhausted {
+        None | Some(ExhaustedPolicy::Fallback) => {}
+        Some(_) => {
+            return unsupported("passive_exhausted other than \"fallback\" (ProFTPD always falls back to a kernel port)")
+        }
+    }
+    if raw.passive_wait_ms.is_some() {
+        return unsupported("passive_wait_ms");
+    }
+    if raw.timeouts.data_connect.is_some() {
+        return unsupported("timeouts.data_connect");
+    }
+    daemon::reject_reference_only(raw, "proftpd")?;
+    if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
+        return unsupported("allow_foreign_address as a list of networks");
+    }
+    let addr = daemon::listen_addr(raw, "proftpd")?;
+    let mut c = vec![
+        "ServerType standalone".to_string(),
+        "DefaultServer on".into(),
+        format!("Port {}", addr.port()),
+        "UseReverseDNS off".into(),
+        "User nobody".into(),
+        "Group nogroup".into(),
+        "AuthOrder mod_auth_unix.c".into(),
+        "RequireValidShell off".into(),
+        "WtmpLog off".into(),
+        "DelayEngine off".into(),
+        format!("PidFile {}", state.join("proftpd.pid").display()),
+        format!(
+            "ScoreboardFile {}",
+            state.join("proftpd.scoreboard").display()
+        ),
+        format!("SystemLog {}", log.display()),
+        format!("TransferLog {}", state.join("xferlog").display()),
+    ];
+    if addr.is_ipv6() {
+        c.push("UseIPv6 on".into());
+    } else {
+        c.push("UseIPv6 off".into());
+    }
+    if !addr.ip().is_unspecified() {
+        c.push(format!("DefaultAddress {}", addr.ip()));
+        c.push("SocketBindTight on".into());
+    }
+    if let Some([lo, hi]) = raw.passive_ports {
+        if lo >= hi {
+            return unsupported("passive_ports with a single port");
+        }
+        c.push(format!("PassivePorts {lo} {hi}"));
+    }
+    if let Some(m) = daemon::masquerade_ip(raw, "proftpd")? {
+        c.push(format!("MasqueradeAddress {m}"));
+    }
+    if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
+        c.push("AllowForeignAddress on".into());
+    }
+    match &raw.server_name {
+        Some(name) => c.push(format!("ServerIdent on \"{}\"", name.replace('"', ""))),
+        None => c.push("ServerName \"ftpnat proftpd\"".into()),
+    }
+    if let Some(n) = raw.limits.max_clients {
+        c.push(format!("MaxClients {n}"));
+    }
+    if let Some(n) = raw.limits.max_clients_per_ip {
+        c.push(format!("MaxClientsPerHost {n}"));
+    }
+    if let Some(t) = raw.timeouts.login {
+        c.push(format!("TimeoutLogin {t}"));
+    }
+    if let Some(t) = raw.timeouts.idle {
+        c.push(format!("TimeoutIdle {t}"));
+    }
+    if let Some(t) = raw.timeouts.no_transfer {
+        c.push(format!("TimeoutNoTransfer {t}"));
+    }
+    c.push(format!("<Anonymous {}>", root.display()));
+    c.push("  User daemon".into());
+    c.push("  Group daemon".into());
+    c.push("  UserAlias anonymous daemon".into());
+    c.push("  UserAlias ftp daemon".into());
+    c.push("  RequireValidShell off".into());
+    c.push("  <Limit WRITE>\n    DenyAll\n  </Limit>".into());
+    if !raw.limits.deny.is_empty() {
+        let cmds: Vec<String> = raw
+            .limits
+            .deny
+            .iter()
+            .map(|d| d.to_ascii_uppercase())
+            .collect();
+        if let Some(bad) = cmds
+            .iter()
+            .find(|d| !d.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            return Err(format!("limits.deny {bad:?} is not a command name"));
+        }
+        c.push(format!(
+            "  <Limit {}>\n    DenyAll\n  </Limit>",
+            cmds.join(" ")
+        ));
+    }
+    c.push("</Anonymous>".into());
+    Ok((c.join("\n") + "\n", addr))
+}
+
+/// Writes the config and starts proftpd (`-n`, in the foreground) in `ns`;
+/// returns once the control port answers 220 (within 5 s).
+pub fn start(
+    ns: Arc<Netns>,
+    raw: &RawConfig,
+    root: &Path,
+    dir: &Path,
+    label: &str,
+) -> Result<Daemon, String> {
+    let bin = binary()?;
+    let state = dir.join(format!("{label}-proftpd"));
+    std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
+    let log_path = dir.join(format!("{label}-server.log"));
+    std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
+    let (conf, addr) = render(raw, root, &state, &log_path)?;
+    let conf_path = dir.join(format!("{label}-proftpd.conf"));
+    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("-n").arg("-q").arg("-c").arg(&conf_path);
+    Daemon::start(ns, cmd, addr, dir, label, "proftpd", log_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_howto_directives_and_refuses_the_rest() {
+        let raw: RawConfig = toml::from_str(
+            "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\nallow_foreign_address = true\nlisten = [\"192.168.1.2:21\"]\nlimits = { deny = [\"pasv\", \"EPSV\"] }\n",
+        )
+        .unwrap();
+        let (c, addr) = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l")).unwrap();
+        assert_eq!(addr.to_string(), "192.168.1.2:21");
+        for line in [
+            "MasqueradeAddress 203.0.113.1",
+            "PassivePorts 60000 60010",
+            "AllowForeignAddress on",
+            "DefaultAddress 192.168.1.2",
+            "SystemLog /l",
+            "<Anonymous /r>",
+            "  <Limit PASV EPSV>",
+        ] {
+            assert!(c.lines().any(|l| l == line), "{line} in\n{c}");
+        }
+        for (toml, err) in [
+            (
+                "passive_exhausted = \"wait\"",
+                "passive_exhausted other than \"fallback\"",
+            ),
+            (
+                "masquerade_address = \"ftp.example.com\"",
+                "masquerade_address as a DNS name",
+            ),
+            ("timeouts = { data_connect = 2 }", "timeouts.data_connect"),
+            ("limits = { deny = [\"PA SV\"] }", "is not a command name"),
+        ] {
+            let raw: RawConfig = toml::from_str(toml).unwrap();
+            let e = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l")).unwrap_err();
+            assert!(e.contains(err), "{toml}: {e}");
+        }
+    }
+}

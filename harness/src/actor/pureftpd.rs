@@ -1,0 +1,226 @@
+//! Pure-FTPd as a scenario server (`server = { kind = "pure-ftpd", … }`).
+//!
+//! Pure-FTPd takes its settings on the command line: `-S ip,port`, `-p
+//! lo:hi` for `passive_ports`, `-P ip` (force passive IP) for
+//! `masquerade_address`, `-W` (anonymous FXP) for `allow_foreign_address =
+//! true`, `-c`/`-C` for the client limits, `-I` (minutes) for the idle
+//! timeout. It serves anonymous users only (`-e`), read-only (`-i`).
+//! Anything else is an error saying it is "not supported by pure-ftpd".
+//!
+//! Anonymous FTP in Pure-FTPd needs a system account named `ftp` whose home
+//! is the served tree. The harness never edits the machine's account files:
+//! the server runs in its own mount namespace where a copy of `/etc/passwd`
+//! with that one extra line is bind-mounted over the original.
+//!
+//! It logs to syslog only; the scenario's server log is its transfer log
+//! (`-O clf:`) plus whatever it prints.
+//!
+//! The binary is `$FTPNAT_PUREFTPD`, `/usr/sbin/pure-ftpd`, or
+//! `target/peers/pure-ftpd/usr/sbin/pure-ftpd` (unpacked by `ci/test.sh`).
+
+use std::{
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use ftpnat_server::config::{ExhaustedPolicy, ForeignAddress, RawConfig};
+
+use super::daemon::{self, Daemon};
+use crate::topology::Netns;
+
+/// Locates the pure-ftpd binary.
+pub fn binary() -> Result<PathBuf, String> {
+    daemon::binary(
+        "FTPNAT_PUREFTPD",
+        "/usr/sbin/pure-ftpd",
+        "pure-ftpd/usr/sbin/pure-ftpd",
+        "pure-ftpd",
+    )
+}
+
+/// The command-line arguments for `raw`, or the first key Pure-FTPd cannot
+/// honour.
+pub fn args(
+    raw: &RawConfig,
+    xferlog: &Path,
+) -> Result<(Vec<String>, std::net::SocketAddr), String> {
+    let unsupported = |k: &str| Err(format!("{k} is not supported by pure-ftpd"));
+    match raw.passive_exhausted {
+        None | Some(ExhaustedPolicy::Refuse) => {}
+        Some(_) => {
+            return unsupported(
+                "passive_exhausted other than \"refuse\" (Pure-FTPd answers 425 when the range is full)",
+            )
+        }
+    }
+    if raw.passive_wait_ms.is_some() {
+        return unsupported("passive_wait_ms");
+    }
+    if raw.timeouts.data_connect.is_some()
+        || raw.timeouts.login.is_some()
+        || raw.timeouts.no_transfer.is_some()
+    {
+        return unsupported("timeouts other than idle");
+    }
+    if raw.server_name.is_some() {
+        return unsupported("server_name (the banner is fixed)");
+    }
+    if !raw.limits.deny.is_empty() {
+        return unsupported("limits.deny");
+    }
+    daemon::reject_reference_only(raw, "pure-ftpd")?;
+    if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
+        return unsupported("allow_foreign_address as a list of networks");
+    }
+    let addr = daemon::listen_addr(raw, "pure-ftpd")?;
+    let mut a = vec![
+        "-S".to_string(),
+        if addr.ip().is_unspecified() {
+            format!(",{}", addr.port())
+        } else {
+            format!("{},{}", addr.ip(), addr.port())
+        },
+        "-e".into(),
+        "-i".into(),
+        "-H".into(),
+        "-f".into(),
+        "none".into(),
+        "-O".into(),
+        format!("clf:{}", xferlog.display()),
+    ];
+    a.push(if addr.is_ipv6() { "-6" } else { "-4" }.into());
+    if let Some([lo, hi]) = raw.passive_ports {
+        a.push("-p".into());
+        a.push(format!("{lo}:{hi}"));
+    }
+    if let Some(m) = daemon::masquerade_ip(raw, "pure-ftpd")? {
+        a.push("-P".into());
+        a.push(m.to_string());
+    }
+    if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
+        a.push("-W".into());
+    }
+    if let Some(n) = raw.limits.max_clients {
+        a.push("-c".into());
+        a.push(n.to_string());
+    }
+    if let Some(n) = raw.limits.max_clients_per_ip {
+        a.push("-C".into());
+        a.push(n.to_string());
+    }
+    if let Some(t) = raw.timeouts.idle {
+        a.push("-I".into());
+        a.push(t.div_ceil(60).max(1).to_string());
+    }
+    Ok((a, addr))
+}
+
+/// Starts pure-ftpd in `ns`, in a private mount namespace whose
+/// `/etc/passwd` has an `ftp` account rooted at `root`; returns once the
+/// control port answers 220 (within 5 s).
+pub fn start(
+    ns: Arc<Netns>,
+    raw: &RawConfig,
+    root: &Path,
+    dir: &Path,
+    label: &str,
+) -> Result<Daemon, String> {
+    let bin = binary()?;
+    let log_path = dir.join(format!("{label}-server.log"));
+    std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
+    let (args, addr) = args(raw, &log_path)?;
+    let mut passwd =
+        std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
+    passwd = passwd
+        .lines()
+        .filter(|l| !l.starts_with("ftp:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    // uid/gid 1 (daemon): Pure-FTPd refuses an `ftp` account with uid 0.
+    passwd.push_str(&format!(
+        "ftp:x:1:1::{}:/usr/sbin/nologin\n",
+        root.display()
+    ));
+    let passwd_path = dir.join(format!("{label}-pure-ftpd.passwd"));
+    std::fs::write(&passwd_path, passwd).map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(&args);
+    let src = std::ffi::CString::new(passwd_path.as_os_str().as_encoded_bytes())
+        .map_err(|e| e.to_string())?;
+    // SAFETY: unshare and mount are plain system calls, safe between fork
+    // and exec; the CStrings were allocated before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            use std::io::Error;
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(Error::last_os_error());
+            }
+            let none = c"none";
+            let slash = c"/";
+            if libc::mount(
+                none.as_ptr(),
+                slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(Error::last_os_error());
+            }
+            let target = c"/etc/passwd";
+            if libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ) != 0
+            {
+                return Err(Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Daemon::start(ns, cmd, addr, dir, label, "pure-ftpd", log_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_keys_to_flags_and_refuses_the_rest() {
+        let raw: RawConfig = toml::from_str(
+            "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\nallow_foreign_address = true\nlisten = [\"192.168.1.2:2121\"]\ntimeouts = { idle = 90 }\n",
+        )
+        .unwrap();
+        let (a, addr) = args(&raw, Path::new("/x")).unwrap();
+        assert_eq!(addr.port(), 2121);
+        let joined = a.join(" ");
+        for want in [
+            "-S 192.168.1.2,2121",
+            "-p 60000:60010",
+            "-P 203.0.113.1",
+            "-W",
+            "-I 2",
+            "clf:/x",
+        ] {
+            assert!(joined.contains(want), "{want} in {joined}");
+        }
+        for (toml, err) in [
+            (
+                "passive_exhausted = \"fallback\"",
+                "passive_exhausted other than \"refuse\"",
+            ),
+            ("server_name = \"x\"", "server_name"),
+            ("limits = { deny = [\"PASV\"] }", "limits.deny"),
+        ] {
+            let raw: RawConfig = toml::from_str(toml).unwrap();
+            assert!(
+                args(&raw, Path::new("/x")).unwrap_err().contains(err),
+                "{toml}"
+            );
+        }
+    }
+}
