@@ -751,7 +751,7 @@ fn run_diff(
             server_kind,
             ..Default::default()
         };
-        runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
+        runner::run_all(scenarios, &opts, jobs, &|_, _| {})
     };
     let sim = run(EngineKind::Sim);
     let kernel = run(EngineKind::Kernel);
