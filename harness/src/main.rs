@@ -28,6 +28,19 @@ enum Format {
     Json,
 }
 
+/// `validate-ruleset --format`: the rule set's syntax and the output.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum ValidateFormat {
+    /// A table on stdout.
+    Human,
+    /// JSON rows on stdout.
+    Json,
+    /// The rule set is nftables.
+    Nft,
+    /// The rule set is iptables-save output (loaded with iptables-nft-restore).
+    Iptables,
+}
+
 #[derive(Copy, Clone, Debug, ValueEnum)]
 enum Engine {
     Sim,
@@ -119,26 +132,36 @@ enum Cmd {
     /// required rows pass, 1 when one fails, 2 when the rule set does not
     /// load (nft's message names the line).
     ValidateRuleset {
-        /// nftables file (as for `nft -f`).
+        /// The rule set: nftables (as for `nft -f`) or iptables-save output —
+        /// or a TOML file naming the rule set and the settings below
+        /// (`ruleset`, `format`, `wan`, `lan`, `server`, `passive`,
+        /// `server_kind`; paths relative to the TOML file).
         file: PathBuf,
-        /// Outside interface as on the router: NAME=ADDRESS/PREFIX.
-        #[arg(long, default_value = "wan0=203.0.113.1/24")]
-        wan: String,
-        /// Inside interface as on the router: NAME=ADDRESS/PREFIX.
-        #[arg(long, default_value = "lan0=192.168.1.1/24")]
-        lan: String,
-        /// The FTP server's inside address.
-        #[arg(long, default_value = "192.168.1.2")]
-        server: std::net::Ipv4Addr,
-        /// The server's passive port range.
-        #[arg(long, default_value = "60000-60010")]
-        passive: String,
+        /// Outside interface as on the router: NAME=ADDRESS/PREFIX
+        /// [default: wan0=203.0.113.1/24].
+        #[arg(long)]
+        wan: Option<String>,
+        /// Inside interface as on the router: NAME=ADDRESS/PREFIX
+        /// [default: lan0=192.168.1.1/24].
+        #[arg(long)]
+        lan: Option<String>,
+        /// The FTP server's inside address [default: 192.168.1.2].
+        #[arg(long)]
+        server: Option<std::net::Ipv4Addr>,
+        /// The server's passive port range [default: 60000-60010].
+        #[arg(long)]
+        passive: Option<String>,
+        /// The FTP server inside [default: reference].
+        #[arg(long, value_enum)]
+        server_kind: Option<ServerKind>,
         /// Rows run at once.
         #[arg(long)]
         jobs: Option<usize>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "human")]
-        format: Format,
+        /// Rule-set syntax (nft, iptables; default: detected from the file)
+        /// and output (human, json); comma-separated or repeated, e.g.
+        /// `--format iptables,json`.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        format: Vec<ValidateFormat>,
     },
     /// Throughput under passive-range exhaustion: concurrent clients outside a
     /// NAT downloading from the reference server behind it (bounded; stops
@@ -433,20 +456,39 @@ fn main() -> ExitCode {
             lan,
             server,
             passive,
+            server_kind,
             jobs,
-            format,
+            format: formats,
         } => {
+            let format = if formats.contains(&ValidateFormat::Json) {
+                Format::Json
+            } else {
+                Format::Human
+            };
+            let syntax = formats.iter().rev().find_map(|f| match f {
+                ValidateFormat::Nft => Some(ftpnat::engine::kernel::RulesetFormat::Nft),
+                ValidateFormat::Iptables => Some(ftpnat::engine::kernel::RulesetFormat::Iptables),
+                _ => None,
+            });
+            let cli = runner::ruleset::Settings {
+                ruleset: None,
+                format: syntax,
+                wan,
+                lan,
+                server,
+                passive,
+                server_kind,
+            };
+            let mut file = file;
             let parsed = (|| -> Result<runner::ruleset::Params, String> {
-                let range = ftpnat::scenario::resolve::parse_ports(&passive)?;
-                let [(lo, hi)] = range[..] else {
-                    return Err(format!("--passive {passive:?}: one range like 60000-60010"));
+                let settings = if file.extension().is_some_and(|e| e == "toml") {
+                    let from_file = runner::ruleset::Settings::load(&file)?;
+                    file = from_file.ruleset.clone().unwrap_or_default();
+                    cli.over(from_file)
+                } else {
+                    cli
                 };
-                Ok(runner::ruleset::Params {
-                    wan: runner::ruleset::parse_iface(&wan).map_err(|e| format!("--wan: {e}"))?,
-                    lan: runner::ruleset::parse_iface(&lan).map_err(|e| format!("--lan: {e}"))?,
-                    server,
-                    passive: (lo, hi),
-                })
+                settings.params()
             })();
             let params = match parsed {
                 Ok(p) => p,

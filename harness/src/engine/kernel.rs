@@ -285,6 +285,100 @@ pub fn nft(topo: &Topology, node: &str, args: &[&str], input: &str) -> std::io::
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Syntax of a user's own rule set.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RulesetFormat {
+    /// nftables (`nft -f`).
+    Nft,
+    /// iptables-save output (`iptables-nft-restore`).
+    Iptables,
+}
+
+impl RulesetFormat {
+    /// iptables-save output has `*table` headers and `COMMIT` lines; anything
+    /// else is taken for nftables.
+    pub fn detect(text: &str) -> RulesetFormat {
+        let mut lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        let first_is_table = lines.next().is_some_and(|l| l.starts_with('*'));
+        if first_is_table && text.lines().any(|l| l.trim() == "COMMIT") {
+            RulesetFormat::Iptables
+        } else {
+            RulesetFormat::Nft
+        }
+    }
+
+    /// The program and arguments that load (or, with `check`, only parse)
+    /// a rule set of this syntax from stdin.
+    pub fn loader(self, check: bool) -> (&'static str, Vec<&'static str>) {
+        match (self, check) {
+            (RulesetFormat::Nft, false) => ("nft", vec!["-f", "-"]),
+            (RulesetFormat::Nft, true) => ("nft", vec!["-c", "-f", "-"]),
+            (RulesetFormat::Iptables, false) => ("iptables-nft-restore", vec![]),
+            (RulesetFormat::Iptables, true) => ("iptables-nft-restore", vec!["--test"]),
+        }
+    }
+
+    /// The Debian package that provides the loader.
+    pub fn package(self) -> &'static str {
+        match self {
+            RulesetFormat::Nft => "nftables",
+            RulesetFormat::Iptables => "iptables",
+        }
+    }
+}
+
+/// A user's own rule set.
+#[derive(Debug, Clone)]
+pub struct CustomRuleset {
+    /// The file's contents.
+    pub text: String,
+    /// Its syntax.
+    pub format: RulesetFormat,
+}
+
+/// Runs `program args` in `ns` with `input` on stdin; Ok(stdout), or
+/// Err(stderr) when it fails (or cannot be started: the error names the
+/// package to install).
+pub fn run_loader(
+    ns: &crate::topology::Netns,
+    format: RulesetFormat,
+    check: bool,
+    input: &str,
+) -> Result<String, String> {
+    use std::io::Write;
+    let (program, args) = format.loader(check);
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    ns.command(&mut cmd).map_err(|e| e.to_string())?;
+    let mut child = cmd.spawn().map_err(|e| {
+        format!(
+            "cannot run {program} ({e}): apt-get install -y {}",
+            format.package()
+        )
+    })?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(input.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim_end().to_string())
+    }
+}
+
 impl KernelGateway {
     /// Loads the rule set for `cfg` — or `custom`, the user's own rule set —
     /// into the gateway's namespace (which forwards already: the topology
@@ -293,16 +387,26 @@ impl KernelGateway {
     pub fn start(
         topo: &Topology,
         cfg: &GatewayConfig,
-        custom: Option<&str>,
+        custom: Option<&CustomRuleset>,
         dir: &Path,
     ) -> Result<KernelGateway, String> {
-        let rules = match custom {
-            Some(r) => r.to_string(),
-            None => ruleset(cfg).map_err(|e| e.to_string())?,
-        };
-        let _ = std::fs::write(dir.join(format!("{}.nft", cfg.name)), &rules);
-        nft(topo, &cfg.name, &["-f", "-"], &rules)
-            .map_err(|e| format!("gateway {}: loading its rule set: {e}", cfg.name))?;
+        match custom {
+            Some(r) => {
+                let ext = match r.format {
+                    RulesetFormat::Nft => "nft",
+                    RulesetFormat::Iptables => "iptables",
+                };
+                let _ = std::fs::write(dir.join(format!("{}.{ext}", cfg.name)), &r.text);
+                run_loader(topo.ns(&cfg.name), r.format, false, &r.text)
+                    .map_err(|e| format!("gateway {}: loading its rule set: {e}", cfg.name))?;
+            }
+            None => {
+                let rules = ruleset(cfg).map_err(|e| e.to_string())?;
+                let _ = std::fs::write(dir.join(format!("{}.nft", cfg.name)), &rules);
+                nft(topo, &cfg.name, &["-f", "-"], &rules)
+                    .map_err(|e| format!("gateway {}: loading its rule set: {e}", cfg.name))?;
+            }
+        }
         let t = cfg.nat.as_ref().map(|n| n.timeouts).unwrap_or_default();
         let d = Timeouts::default();
         let mut sysctls = Vec::new();

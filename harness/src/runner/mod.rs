@@ -244,6 +244,9 @@ pub struct Lab {
     pub scenario: Scenario,
     /// Servers by host (declared before `topo`: dropped first).
     pub servers: HashMap<String, Server>,
+    /// Hosts' other listening services (the kernel completes handshakes
+    /// from the backlog; nothing is ever accepted).
+    pub services: Vec<std::net::TcpListener>,
     /// Gateways by name.
     pub gateways: HashMap<String, Gateway>,
     /// The network.
@@ -267,6 +270,7 @@ impl Lab {
             scenario: sc.clone(),
             topo,
             servers: HashMap::new(),
+            services: Vec::new(),
             gateways: HashMap::new(),
             dir: dir.to_owned(),
         };
@@ -481,7 +485,7 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                 let gw = crate::engine::kernel::KernelGateway::start(
                     &env.topo,
                     &g.config,
-                    g.ruleset.as_deref(),
+                    g.ruleset.as_ref(),
                     &dir,
                 )?;
                 env.gateways
@@ -490,6 +494,15 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         }
     }
     for h in &env.scenario.hosts {
+        for port in &h.services {
+            let l = env
+                .topo
+                .ns(&h.name)
+                .run(|| std::net::TcpListener::bind(("0.0.0.0", *port)))
+                .and_then(|r| r)
+                .map_err(|e| format!("service {port} on {}: {e}", h.name))?;
+            env.services.push(l);
+        }
         let Some(server) = &h.server else { continue };
         let root = dir.join(format!("{}-root", sanitize(&h.name)));
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;

@@ -19,7 +19,10 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 
 use super::{RunOptions, ScenarioResult, Status};
-use crate::scenario;
+use crate::{
+    engine::kernel::RulesetFormat,
+    scenario::{self, resolve::ServerKind},
+};
 
 /// Where the rule set runs.
 #[derive(Debug, Clone)]
@@ -32,6 +35,10 @@ pub struct Params {
     pub server: Ipv4Addr,
     /// The server's passive range.
     pub passive: (u16, u16),
+    /// Which FTP server runs inside.
+    pub server_kind: ServerKind,
+    /// The rule set's syntax (`None`: detected from its contents).
+    pub format: Option<RulesetFormat>,
 }
 
 impl Default for Params {
@@ -41,6 +48,8 @@ impl Default for Params {
             lan: ("lan0".into(), "192.168.1.1/24".parse().expect("literal")),
             server: "192.168.1.2".parse().expect("literal"),
             passive: (60000, 60010),
+            server_kind: ServerKind::Reference,
+            format: None,
         }
     }
 }
@@ -112,12 +121,14 @@ wan = "{wan}"
 lan_name = "{lan_name}"
 wan_name = "{wan_name}"
 ruleset = "@RULESET@"
+ruleset_format = "@FORMAT@"
 
 [[host]]
 name = "server"
 addr = "{server}/{lan_prefix}"
+services = [22, 3306, 8080]
 files = {{ "hello.txt" = "hello through the NAT\n" }}
-server = {{ kind = "reference", config = {{ @SERVER@passive_ports = [{lo}, {hi}], timeouts = {{ data_connect = 3 }} }} }}
+server = {{ kind = "{kind}", config = {{ @SERVER@{timeouts} }} }}
 
 [[host]]
 name = "lanclient"
@@ -133,6 +144,13 @@ addr = "{outside}/{wan_prefix}"
 files = {{ "hello.txt" = "hello through the NAT\n" }}
 server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
 "#,
+        kind = p.server_kind.name(),
+        // A data connection that never comes fails the row in 3 s, not 30
+        // (where the server has such a setting).
+        timeouts = match p.server_kind {
+            ServerKind::Reference | ServerKind::Vsftpd => ", timeouts = { data_connect = 3 }",
+            ServerKind::Proftpd | ServerKind::PureFtpd => "",
+        },
         lan = p.lan.1,
         wan = p.wan.1,
         lan_name = p.lan.0,
@@ -149,8 +167,21 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
     let retr = |mode: &str| {
         format!("[[step]]\nretr = \"hello.txt\"\nmode = \"{mode}\"\ntimeout_ms = 3000\nexpect = {{ transfer = \"ok\", code = 226 }}\n")
     };
-    let masq = format!("masquerade_address = \"{wan_ip}\", ");
+    let ports = format!("passive_ports = [{lo}, {hi}]");
+    let masq = format!("masquerade_address = \"{wan_ip}\", {ports}");
     let range = format!("{lo}-{hi}");
+    // Fallback: a range of one or two ports, held by as many sessions, so
+    // the next PASV falls back to a kernel-chosen port outside the range.
+    let small_hi = if hi > lo { lo + 1 } else { lo };
+    let holders = usize::from(small_hi - lo) + 1;
+    let mut fallback_steps = String::new();
+    for c in 0..=holders {
+        fallback_steps.push_str(&format!("[[step]]\nclient = \"c{c}\"\nhost = \"client\"\nconnect = \"{wan_ip}:21\"\ntimeout_ms = 2000\nexpect = {{ code = 220 }}\n[[step]]\nclient = \"c{c}\"\nlogin = \"anonymous\"\nexpect = {{ code = 230 }}\n[[step]]\nclient = \"c{c}\"\nsend = \"TYPE I\"\nexpect = {{ code = 200 }}\n"));
+    }
+    for c in 0..holders {
+        fallback_steps.push_str(&format!("[[step]]\nclient = \"c{c}\"\nsend = \"PASV\"\nexpect = {{ code = 227, port_in = [{lo}, {small_hi}] }}\n"));
+    }
+    fallback_steps.push_str(&format!("[[step]]\nclient = \"c{holders}\"\nsend = \"PASV\"\nexpect = {{ code = 227, port_not_in = [{lo}, {small_hi}] }}\n[[step]]\nclient = \"c{holders}\"\nretr = \"hello.txt\"\nmode = \"pending\"\ntimeout_ms = 3000\nexpect = {{ transfer = \"ok\", code = 226 }}\n"));
     let near = format!(
         "1-1024,{}-{},{}-{},3306,5432,8080,8443",
         lo.saturating_sub(10).max(1025),
@@ -159,7 +190,7 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
         hi.saturating_add(10)
     );
     let rows = vec![
-        ("control-connection", format!("forward tcp 21 to {}", p.server), true, "port 21 is not forwarded to the server (or the forward chain drops it)", String::new(), outside_login.clone()),
+        ("control-connection", format!("forward tcp 21 to {}", p.server), true, "port 21 is not forwarded to the server (or the forward chain drops it)", ports.clone(), outside_login.clone()),
         (
             "passive-pasv",
             format!("forward tcp {range} to {} (the server announces {wan_ip})", p.server),
@@ -185,13 +216,13 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
             masq.clone(),
             format!("[[step]]\nscan = {{ from = \"client\", target = \"{wan_ip}\", ports = \"{near}\" }}\nexpect = {{ open = \"21\" }}\n"),
         ),
-        ("inside-client-passive", "masquerade inside clients going out".into(), true, "no masquerade (source NAT) on the way out, or the forward chain drops LAN traffic", String::new(), format!("{inside_login}{}", retr("pasv"))),
+        ("inside-client-passive", "masquerade inside clients going out".into(), true, "no masquerade (source NAT) on the way out, or the forward chain drops LAN traffic", ports.clone(), format!("{inside_login}{}", retr("pasv"))),
         (
             "inside-client-active",
             "an FTP ALG (ct helper on port 21) for inside clients' PORT".into(),
             false,
             "no FTP helper assigned (ct helper set), or related connections are not accepted",
-            String::new(),
+            ports.clone(),
             format!("{inside_login}{}", retr("port")),
         ),
         (
@@ -199,7 +230,7 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
             "an FTP ALG rewriting the 227 of a server without masquerade".into(),
             false,
             "no FTP helper assigned to the forwarded port 21 (or related traffic dropped)",
-            String::new(),
+            ports.clone(),
             format!("{outside_login}{}", retr("pasv")),
         ),
         (
@@ -209,6 +240,14 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
             "no hairpin NAT (DNAT from the LAN side plus masquerade back into the LAN)",
             masq.clone(),
             format!("{}{}", login("lanclient", wan_ip.to_string()), retr("pasv")),
+        ),
+        (
+            "fallback-port",
+            format!("a passive port outside {range} reachable when the range runs out (servers that fall back, like ProFTPD)"),
+            false,
+            "the port the server falls back to (outside the range) is not forwarded: behind this rule set a server that falls back loses those transfers — use passive_exhausted = \"wait\" or \"refuse\", or a larger range",
+            format!("masquerade_address = \"{wan_ip}\", passive_ports = [{lo}, {small_hi}], passive_exhausted = \"fallback\""),
+            fallback_steps,
         ),
     ];
     let rows = rows
@@ -226,47 +265,42 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
     Ok(Battery { rows })
 }
 
-/// Checks that nft accepts the rule set, in a scratch namespace.
-pub fn check_loads(rules: &str, file: &Path) -> Result<(), RulesetError> {
+/// Checks that the loader (nft, or iptables-nft-restore) accepts the rule
+/// set, in a scratch namespace.
+pub fn check_loads(rules: &str, file: &Path, format: RulesetFormat) -> Result<(), RulesetError> {
     let ns = crate::topology::Netns::create(&format!("{}-nftcheck", crate::topology::new_prefix()))
         .map_err(|e| RulesetError::Load(e.to_string()))?;
     let ns = Arc::new(ns);
-    let mut cmd = std::process::Command::new("nft");
-    cmd.args(["-c", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    ns.command(&mut cmd)
-        .map_err(|e| RulesetError::Load(e.to_string()))?;
-    let mut child = cmd.spawn().map_err(|e| {
-        RulesetError::Load(format!("cannot run nft ({e}): apt-get install -y nftables"))
-    })?;
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(rules.as_bytes())
-        .map_err(|e| RulesetError::Load(e.to_string()))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| RulesetError::Load(e.to_string()))?;
-    if out.status.success() {
-        return Ok(());
+    match crate::engine::kernel::run_loader(&ns, format, true, rules) {
+        Ok(_) => Ok(()),
+        Err(msg) => {
+            let (program, _) = format.loader(true);
+            let name = file.display().to_string();
+            let mut msg = msg.replace("/dev/stdin", &name);
+            // iptables-restore names the line on a line of its own.
+            if let Some(line) = msg
+                .lines()
+                .find_map(|l| l.strip_prefix("Error occurred at line: "))
+            {
+                let what = msg.lines().next().unwrap_or("").to_string();
+                msg = format!("{name}:{}: {what}", line.trim());
+            }
+            Err(RulesetError::Load(format!(
+                "{program} rejects the rule set:\n{}",
+                msg.trim_end()
+            )))
+        }
     }
-    let msg =
-        String::from_utf8_lossy(&out.stderr).replace("/dev/stdin", &file.display().to_string());
-    Err(RulesetError::Load(format!(
-        "nft rejects the rule set:\n{}",
-        msg.trim_end()
-    )))
 }
 
 /// Runs the battery against the rule set in `file`.
 pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, RulesetError> {
     let rules = std::fs::read_to_string(file)
         .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
-    check_loads(&rules, file)?;
+    let format = params
+        .format
+        .unwrap_or_else(|| RulesetFormat::detect(&rules));
+    check_loads(&rules, file, format)?;
     let abs = file
         .canonicalize()
         .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
@@ -277,6 +311,13 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
         let text = format!(
             "name = \"{name}\"\n{}",
             body.replace("@RULESET@", &abs.display().to_string())
+                .replace(
+                    "@FORMAT@",
+                    match format {
+                        RulesetFormat::Nft => "nft",
+                        RulesetFormat::Iptables => "iptables",
+                    },
+                )
         );
         let path = dir.path().join(format!("{name}.toml"));
         scenarios
@@ -315,6 +356,107 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
             }
         })
         .collect())
+}
+
+/// The settings of a validation, from the command line or a TOML file:
+///
+/// ```toml
+/// ruleset = "router.nft"          # relative to this file
+/// format = "nft"                  # or "iptables"; default: detected
+/// wan = "eth0=203.0.113.1/24"
+/// lan = "eth1=192.168.1.1/24"
+/// server = "192.168.1.2"
+/// passive = "60000-60010"
+/// server_kind = "reference"       # vsftpd, proftpd, pure-ftpd
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The rule set file.
+    pub ruleset: Option<std::path::PathBuf>,
+    /// Its syntax.
+    pub format: Option<RulesetFormat>,
+    /// Outside interface, `NAME=ADDR/PREFIX`.
+    pub wan: Option<String>,
+    /// Inside interface, `NAME=ADDR/PREFIX`.
+    pub lan: Option<String>,
+    /// The server's inside address.
+    pub server: Option<Ipv4Addr>,
+    /// The passive range, `LO-HI`.
+    pub passive: Option<String>,
+    /// The server inside.
+    pub server_kind: Option<ServerKind>,
+}
+
+impl Settings {
+    /// Reads a TOML settings file; `ruleset` is resolved against its folder.
+    /// Errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut s: Settings = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|sp| {
+                    let (line, col) = ftpnat_server::config::line_col(&text, sp.start);
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            format!("{}{at}: {}", path.display(), e.message())
+        })?;
+        match &s.ruleset {
+            None => {
+                return Err(format!(
+                    "{}: `ruleset = \"FILE\"` is missing",
+                    path.display()
+                ))
+            }
+            Some(r) => s.ruleset = Some(path.parent().unwrap_or(Path::new(".")).join(r)),
+        }
+        Ok(s)
+    }
+
+    /// These settings, with `base` filling what they leave unset.
+    pub fn over(self, base: Settings) -> Settings {
+        Settings {
+            ruleset: self.ruleset.or(base.ruleset),
+            format: self.format.or(base.format),
+            wan: self.wan.or(base.wan),
+            lan: self.lan.or(base.lan),
+            server: self.server.or(base.server),
+            passive: self.passive.or(base.passive),
+            server_kind: self.server_kind.or(base.server_kind),
+        }
+    }
+
+    /// Validated parameters (defaults: `Params::default()`).
+    pub fn params(&self) -> Result<Params, String> {
+        let d = Params::default();
+        let passive = match &self.passive {
+            None => d.passive,
+            Some(p) => {
+                let range =
+                    scenario::resolve::parse_ports(p).map_err(|e| format!("passive: {e}"))?;
+                let [(lo, hi)] = range[..] else {
+                    return Err(format!("passive {p:?}: one range like 60000-60010"));
+                };
+                (lo, hi)
+            }
+        };
+        Ok(Params {
+            wan: match &self.wan {
+                Some(w) => parse_iface(w).map_err(|e| format!("wan: {e}"))?,
+                None => d.wan,
+            },
+            lan: match &self.lan {
+                Some(l) => parse_iface(l).map_err(|e| format!("lan: {e}"))?,
+                None => d.lan,
+            },
+            server: self.server.unwrap_or(d.server),
+            passive,
+            server_kind: self.server_kind.unwrap_or(d.server_kind),
+            format: self.format,
+        })
+    }
 }
 
 /// Parses `NAME=ADDR/PREFIX`.

@@ -91,6 +91,9 @@ pub struct RawGateway {
     /// instead of the rule set generated from the keys above.
     #[schemars(with = "Option<String>")]
     pub ruleset: Option<Spanned<String>>,
+    /// Syntax of `ruleset`: "nft" (default, loaded with `nft -f`) or
+    /// "iptables" (iptables-save output, loaded with `iptables-nft-restore`).
+    pub ruleset_format: Option<crate::engine::kernel::RulesetFormat>,
 }
 
 /// A port forward.
@@ -175,6 +178,10 @@ pub struct RawHost {
     pub files: BTreeMap<String, FileSpec>,
     /// An FTP server on this host.
     pub server: Option<RawServer>,
+    /// Other TCP services listening on this host (e.g. 22 for ssh, 3306 for
+    /// a database): what an exposure scan must not find from outside.
+    #[serde(default)]
+    pub services: Vec<u16>,
 }
 
 /// File content.

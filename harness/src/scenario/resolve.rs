@@ -110,8 +110,8 @@ pub struct Scenario {
 pub struct GatewaySpec {
     /// Engine.
     pub engine: EngineKind,
-    /// Kernel engine: the user's own nftables rule set (file contents).
-    pub ruleset: Option<String>,
+    /// Kernel engine: the user's own rule set (file contents and syntax).
+    pub ruleset: Option<crate::engine::kernel::CustomRuleset>,
     /// The engine-neutral model (interfaces `lan0` inside, `wan0` outside).
     pub config: GatewayConfig,
 }
@@ -131,6 +131,8 @@ pub struct HostSpec {
     pub files: BTreeMap<String, FileSpec>,
     /// Server actor.
     pub server: Option<ServerSpec>,
+    /// Other TCP ports listening on this host.
+    pub services: Vec<u16>,
 }
 
 /// Which FTP server runs on a host.
@@ -675,9 +677,15 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             }
             Some(f) => {
                 let path = cx.file.parent().unwrap_or(Path::new(".")).join(f.get_ref());
-                Some(std::fs::read_to_string(&path).map_err(|e| {
+                let text = std::fs::read_to_string(&path).map_err(|e| {
                     cx.err(f.span(), format!("cannot read {}: {e}", path.display()))
-                })?)
+                })?;
+                Some(crate::engine::kernel::CustomRuleset {
+                    format: g
+                        .ruleset_format
+                        .unwrap_or_else(|| crate::engine::kernel::RulesetFormat::detect(&text)),
+                    text,
+                })
             }
         };
         gateways.push(GatewaySpec {
@@ -790,6 +798,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             hosts: h.hosts.clone(),
             files: h.files.clone(),
             server,
+            services: h.services.clone(),
         });
     }
     let mut clients = BTreeMap::new();
