@@ -758,12 +758,16 @@ fn main() -> ExitCode {
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
                 println!(
-                    "removed {} namespace(s), killed {} process(es)",
+                    "removed {} namespace(s), killed {} process(es), removed {} temporary folder(s)",
                     s.namespaces.len(),
-                    s.processes.len()
+                    s.processes.len(),
+                    s.tempdirs.len()
                 );
                 for n in s.namespaces {
                     println!("  {n}");
+                }
+                for d in s.tempdirs {
+                    println!("  {}", d.display());
                 }
                 ExitCode::SUCCESS
             }
@@ -865,9 +869,15 @@ fn hold() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    let dir = std::env::temp_dir();
+    let dir = match ftpnat::topology::netns::run_tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let sleeper = topo.command("server", "sleep", &["3600"]).and_then(|c| {
-        ftpnat::topology::NsProcess::spawn(c, &dir, &format!("{}-sleep", topo.prefix))
+        ftpnat::topology::NsProcess::spawn(c, dir.path(), &format!("{}-sleep", topo.prefix))
     });
     let _sleeper = match sleeper {
         Ok(s) => s,

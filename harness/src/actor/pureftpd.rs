@@ -3,8 +3,8 @@
 //! Pure-FTPd takes its settings on the command line: `-S ip,port`, `-p
 //! lo:hi` for `passive_ports`, `-P ip` (force passive IP) for
 //! `masquerade_address`, `-W` (anonymous FXP) for `allow_foreign_address =
-//! true`, `-c`/`-C` for the client limits, `-I` (minutes) for the idle
-//! timeout. It serves anonymous users only (`-e`), read-only (`-i`).
+//! true`, `-c`/`-C` for the client limits (50 each unless set: Pure-FTPd's
+//! defaults are far lower), `-I` (minutes) for the idle timeout. It serves anonymous users only (`-e`), read-only (`-i`).
 //! Anything else is an error saying it is "not supported by pure-ftpd".
 //!
 //! Anonymous FTP in Pure-FTPd needs a system account named `ftp` whose home
@@ -101,14 +101,13 @@ pub fn args(
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
         a.push("-W".into());
     }
-    if let Some(n) = raw.limits.max_clients {
-        a.push("-c".into());
-        a.push(n.to_string());
-    }
-    if let Some(n) = raw.limits.max_clients_per_ip {
-        a.push("-C".into());
-        a.push(n.to_string());
-    }
+    // Pure-FTPd's own defaults (5 clients, and fewer per address for
+    // anonymous users) would turn every multi-session scenario into a
+    // client-limit test: unless the scenario sets limits, allow 50.
+    a.push("-c".into());
+    a.push(raw.limits.max_clients.unwrap_or(50).to_string());
+    a.push("-C".into());
+    a.push(raw.limits.max_clients_per_ip.unwrap_or(50).to_string());
     if let Some(t) = raw.timeouts.idle {
         a.push("-I".into());
         a.push(t.div_ceil(60).max(1).to_string());

@@ -114,7 +114,7 @@ struct Tally {
 
 /// Runs the load. Needs root (or a user namespace).
 pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = crate::topology::netns::run_tempdir().map_err(|e| e.to_string())?;
     let sc =
         scenario::parse(&scenario_text(spec), Path::new("load.toml")).map_err(|d| d.to_string())?;
     let lab = Lab::start(&sc, dir.path(), false)?;

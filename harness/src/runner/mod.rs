@@ -326,7 +326,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
     let dir: PathBuf = match &opts.artifacts {
         Some(a) => a.join(sanitize(&sc.name)),
         None => {
-            tmp = tempfile::tempdir();
+            tmp = crate::topology::netns::run_tempdir();
             match &tmp {
                 Ok(t) => t.path().to_owned(),
                 Err(e) => {

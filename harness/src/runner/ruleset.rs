@@ -305,7 +305,7 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
         .canonicalize()
         .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
     let b = battery(params)?;
-    let dir = tempfile::tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
+    let dir = crate::topology::netns::run_tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
     let mut scenarios = Vec::new();
     for (name, _, _, _, body) in &b.rows {
         let text = format!(

@@ -203,12 +203,48 @@ pub struct Swept {
     pub namespaces: Vec<String>,
     /// Processes killed (PID).
     pub processes: Vec<i32>,
+    /// Temporary folders of dead runs removed (see [`run_tempdir`]).
+    pub tempdirs: Vec<std::path::PathBuf>,
+}
+
+/// Name prefix of this process's temporary folders (`ftpnat-fn<pid>x-…`),
+/// so a sweep can tell whose they are.
+fn tempdir_prefix(pid: u32) -> String {
+    format!("ftpnat-fn{pid}x-")
+}
+
+/// A temporary folder for this run (removed on drop; if the process is
+/// killed, the next run's [`sweep`] removes it).
+pub fn run_tempdir() -> io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&tempdir_prefix(std::process::id()))
+        .tempdir()
+}
+
+/// Removes temporary folders of dead runs.
+fn sweep_tempdirs(swept: &mut Swept) {
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in dir.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("ftpnat-").and_then(owner_pid) else {
+            continue;
+        };
+        if pid_alive(pid) {
+            continue;
+        }
+        if std::fs::remove_dir_all(entry.path()).is_ok() {
+            swept.tempdirs.push(entry.path());
+        }
+    }
 }
 
 /// Removes the named namespaces of dead runs (`fn<pid>x…` whose pid is gone),
 /// killing any process still inside them. Live runs are left alone.
 pub fn sweep() -> io::Result<Swept> {
     let mut swept = Swept::default();
+    sweep_tempdirs(&mut swept);
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
         return Ok(swept);
     };

@@ -330,6 +330,92 @@ fn kill_9_leftovers_are_swept() {
     }
 }
 
+/// `ftpnat run` killed with SIGKILL at a random moment, 20 times: after
+/// the next sweep nothing of the dead run is left — no namespace, no process
+/// inside one, no link in the root namespace, no temporary folder.
+#[test]
+fn runs_killed_at_random_moments_leave_nothing_after_the_sweep() {
+    require_root();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("seed {seed}");
+    let mut x = seed;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let links = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let root_links = links();
+    for round in 0..20 {
+        let delay = Duration::from_millis(20 + next() % 2000);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ftpnat"))
+            .args(["run", "../scenarios/conformance", "--jobs", "2", "--filter"])
+            .arg("^(pasv-format-227|masquerade-pasv-public-address|clients-curl-lftp-ftplib-through-nat|exhaustion-fallback-with-range-only-forwarding|forwarding-active-mode-outside-client|exposure-scan-shows-only-ftp)$")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // The random moment: not a wait for an event, the point of the test.
+        std::thread::sleep(delay);
+        let owned = |name: &str| {
+            name.strip_prefix("ftpnat-")
+                .unwrap_or(name)
+                .strip_prefix(&format!("fn{pid}x"))
+                .is_some()
+        };
+        let inodes: Vec<u64> = std::fs::read_dir(netns::NETNS_DIR)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter(|e| owned(&e.file_name().to_string_lossy()))
+            .filter_map(|e| std::os::unix::fs::MetadataExt::ino(&e.metadata().ok()?).into())
+            .collect();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        netns::sweep().unwrap();
+        let left: Vec<String> = std::fs::read_dir(netns::NETNS_DIR)
+            .into_iter()
+            .flatten()
+            .chain(std::fs::read_dir(std::env::temp_dir()).into_iter().flatten())
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| owned(n))
+            .collect();
+        assert!(left.is_empty(), "round {round} ({delay:?}): left {left:?}");
+        // Killed processes take a moment to leave their namespace.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let alive: Vec<i32> = inodes
+                .iter()
+                .flat_map(|i| netns::pids_in_namespace(*i))
+                .collect();
+            if alive.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round} ({delay:?}): processes {alive:?} still in the dead run's namespaces"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(links(), root_links, "round {round}: links in the root namespace");
+    }
+}
+
 #[test]
 fn ftp_across_a_kernel_router_with_the_reference_server() {
     require_root();
