@@ -323,15 +323,38 @@ pub enum ConfigError {
         message: String,
     },
     /// A key has an invalid value.
-    #[error("{path}: invalid `{key}`: {reason}")]
+    #[error("{path}{}: invalid `{key}`: {reason}", position.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
     Invalid {
         /// File.
         path: PathBuf,
+        /// Line and column of the value, when the file holds the key.
+        position: Option<(usize, usize)>,
         /// Key path, e.g. `class[0].from`.
         key: String,
         /// What is wrong.
         reason: String,
     },
+}
+
+/// Line and column of the value of `key` (`a.b`, `class[0].from`) in a TOML
+/// text, if it is there.
+pub fn key_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    let mut item: &toml_edit::Item = doc.as_item();
+    for seg in key.split('.') {
+        let (name, index) = match seg.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        item = item.get(name)?;
+        if let Some(i) = index {
+            item = item.get(i)?;
+        }
+    }
+    let span = item
+        .span()
+        .or_else(|| item.as_value().and_then(|v| v.span()))?;
+    Some(line_col(text, span.start))
 }
 
 /// How DNS names are resolved at start-up (injectable so a test or the
@@ -384,7 +407,20 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
-        Self::resolve(raw, path, resolver)
+        Self::resolve(raw, path, resolver).map_err(|e| match e {
+            ConfigError::Invalid {
+                path,
+                position: None,
+                key,
+                reason,
+            } => ConfigError::Invalid {
+                position: key_position(text, &key),
+                path,
+                key,
+                reason,
+            },
+            e => e,
+        })
     }
 
     /// Validates a raw configuration.
@@ -395,6 +431,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             path: path.to_owned(),
+            position: None,
             key: key.to_string(),
             reason,
         };
@@ -652,6 +689,15 @@ fn parse_masquerade(value: &str, resolver: Resolver<'_>) -> Result<Masquerade, S
         return Err(format!(
             "{value:?} is neither an IP address, a DNS name, nor \"none\""
         ));
+    }
+    // The last label of a DNS name is never all digits (RFC 3696 §2): this
+    // is a mistyped address, not a name to look up.
+    if value
+        .rsplit('.')
+        .next()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("{value:?} is not a valid IP address"));
     }
     let addrs = resolver(value).map_err(|e| format!("cannot resolve {value:?}: {e}"))?;
     // Prefer IPv4: 227 can only carry IPv4.

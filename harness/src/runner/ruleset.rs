@@ -104,7 +104,7 @@ fn battery(p: &Params) -> Result<Battery, RulesetError> {
     let wan_ip = p.wan.1.addr();
     if !p.lan.1.contains(&p.server) {
         return Err(RulesetError::Params(format!(
-            "--server {} is not inside --lan {}",
+            "server {} is not inside lan {} (--server, --lan)",
             p.server, p.lan.1
         )));
     }
@@ -277,13 +277,20 @@ pub fn check_loads(rules: &str, file: &Path, format: RulesetFormat) -> Result<()
             let (program, _) = format.loader(true);
             let name = file.display().to_string();
             let mut msg = msg.replace("/dev/stdin", &name);
-            // iptables-restore names the line on a line of its own.
-            if let Some(line) = msg
-                .lines()
-                .find_map(|l| l.strip_prefix("Error occurred at line: "))
-            {
-                let what = msg.lines().next().unwrap_or("").to_string();
-                msg = format!("{name}:{}: {what}", line.trim());
+            // iptables-restore names the line on a line of its own
+            // ("Error occurred at line: N") or at the end ("… at line N").
+            let line = msg.lines().find_map(|l| {
+                let (_, n) = l.rsplit_once("at line")?;
+                let n = n.trim_start_matches(':').trim();
+                n.parse::<usize>().ok()
+            });
+            if let (RulesetFormat::Iptables, Some(line)) = (format, line) {
+                let what = msg
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .replace(&format!(" at line {line}"), "");
+                msg = format!("{name}:{line}: {what}");
             }
             Err(RulesetError::Load(format!(
                 "{program} rejects the rule set:\n{}",
@@ -305,7 +312,8 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
         .canonicalize()
         .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
     let b = battery(params)?;
-    let dir = crate::topology::netns::run_tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
+    let dir =
+        crate::topology::netns::run_tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
     let mut scenarios = Vec::new();
     for (name, _, _, _, body) in &b.rows {
         let text = format!(
@@ -411,6 +419,17 @@ impl Settings {
                 ))
             }
             Some(r) => s.ruleset = Some(path.parent().unwrap_or(Path::new(".")).join(r)),
+        }
+        // The file's own values, checked where they are written.
+        if let Err(e) = s.params() {
+            let key = e
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .next()
+                .unwrap_or("");
+            let at = ftpnat_server::config::key_position(&text, key)
+                .map(|(l, c)| format!(":{l}:{c}"))
+                .unwrap_or_default();
+            return Err(format!("{}{at}: {e}", path.display()));
         }
         Ok(s)
     }

@@ -505,6 +505,44 @@ fn kernel_engine_passes_the_seed_scenarios() {
     assert!(text.contains(" 0 failed, 0 errors"), "{text}");
 }
 
+/// A corpus of rule sets and settings files that do not load: each exits 2
+/// with the loader's (or our) message naming the file and line, in one
+/// snapshot; no battery row runs.
+#[test]
+fn broken_rule_sets_are_refused_with_positions() {
+    require_root();
+    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/scenarios/broken-rulesets")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let mut all = String::new();
+    for f in &files {
+        let out = Command::new(BIN)
+            .args(["validate-ruleset", "--jobs", "1"])
+            .arg(f)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {err}", f.display());
+        assert!(out.stdout.is_empty(), "no row ran for {}", f.display());
+        let name = f.display().to_string();
+        let positioned = regex::Regex::new(&format!(r"{}:\d+", regex::escape(&name))).unwrap();
+        assert!(
+            positioned.is_match(&err)
+                || f.file_name().unwrap() == "settings-without-ruleset.toml"
+                || err.contains("is not inside"),
+            "{err}"
+        );
+        all.push_str(&format!(
+            "== {}\n{err}",
+            f.file_name().unwrap().to_string_lossy()
+        ));
+    }
+    insta::assert_snapshot!(all);
+}
+
 /// Every shipped rule set gets the verdict written in its header
 /// (`# expect-pass: …`, `# expect-fail: …`, `# expect-load-error`).
 #[test]

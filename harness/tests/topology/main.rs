@@ -390,7 +390,11 @@ fn runs_killed_at_random_moments_leave_nothing_after_the_sweep() {
         let left: Vec<String> = std::fs::read_dir(netns::NETNS_DIR)
             .into_iter()
             .flatten()
-            .chain(std::fs::read_dir(std::env::temp_dir()).into_iter().flatten())
+            .chain(
+                std::fs::read_dir(std::env::temp_dir())
+                    .into_iter()
+                    .flatten(),
+            )
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| owned(n))
@@ -412,7 +416,11 @@ fn runs_killed_at_random_moments_leave_nothing_after_the_sweep() {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert_eq!(links(), root_links, "round {round}: links in the root namespace");
+        assert_eq!(
+            links(),
+            root_links,
+            "round {round}: links in the root namespace"
+        );
     }
 }
 
