@@ -106,8 +106,21 @@ pub fn args(
     // client-limit test: unless the scenario sets limits, allow 50.
     a.push("-c".into());
     a.push(raw.limits.max_clients.unwrap_or(50).to_string());
-    a.push("-C".into());
-    a.push(raw.limits.max_clients_per_ip.unwrap_or(50).to_string());
+    // Pure-FTPd 1.0.50 aborts ("malloc(): invalid size (unsorted)") on
+    // the first connection when given -C with a one-port passive range:
+    // there, -C is passed only when the scenario asks for a per-IP limit.
+    let one_port = raw.passive_ports.is_some_and(|[lo, hi]| lo == hi);
+    match (raw.limits.max_clients_per_ip, one_port) {
+        (Some(n), _) => {
+            a.push("-C".into());
+            a.push(n.to_string());
+        }
+        (None, false) => {
+            a.push("-C".into());
+            a.push("50".into());
+        }
+        (None, true) => {}
+    }
     if let Some(t) = raw.timeouts.idle {
         a.push("-I".into());
         a.push(t.div_ceil(60).max(1).to_string());
