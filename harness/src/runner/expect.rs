@@ -289,8 +289,14 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
         let filtered = seen.filtered.clone().unwrap_or_default();
         let silent: Vec<u16> = want.intersection(&filtered).copied().collect();
         if !silent.is_empty() {
+            let answered: Vec<u16> = want.difference(&filtered).copied().collect();
+            let reach = if answered.is_empty() {
+                "none of them answers".to_string()
+            } else {
+                format!("only {} reach(es) the server", ranges(&answered))
+            };
             return Err(format!(
-                "no answer from port(s) {}: dropped or not forwarded",
+                "no answer from port(s) {}: dropped or not forwarded; {reach}",
                 ranges(&silent)
             ));
         }
