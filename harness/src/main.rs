@@ -191,8 +191,24 @@ enum Cmd {
         /// Stop after this many seconds whatever is left.
         #[arg(long, default_value_t = 120)]
         limit: u64,
-        /// Run the preset table (R = 2 and 10 × every policy, and fallback with
-        /// every port forwarded) and print it as Markdown.
+        /// The reference server's passive mode: per-transfer or pooled.
+        #[arg(long, default_value = "per-transfer")]
+        passive_mode: String,
+        /// Spread the clients over this many outside addresses.
+        #[arg(long, default_value_t = 1)]
+        client_addrs: usize,
+        /// One-way delay on the NAT's WAN side, ms (sim engine): an internet
+        /// round trip, which makes every port be held longer.
+        #[arg(long, default_value_t = 0)]
+        wan_delay_ms: u32,
+        /// The server behind the NAT: reference, vsftpd or proftpd (the
+        /// policy and passive mode apply to the reference server only).
+        #[arg(long, default_value = "reference")]
+        server_kind: String,
+        /// Run the preset table and print it as Markdown: R = 2, 10, 100 ×
+        /// every policy (range forwarded), fallback with every port
+        /// forwarded, pooled mode from 1 and 4 client addresses, and vsftpd
+        /// and ProFTPD on the same topology (at least 2 × R clients).
         #[arg(long)]
         table: bool,
         /// Output format.
@@ -634,14 +650,21 @@ fn main() -> ExitCode {
             forward,
             engine,
             limit,
+            passive_mode,
+            client_addrs,
+            wan_delay_ms,
+            server_kind,
             table,
             format,
         } => {
             if !["fallback", "refuse", "wait"].contains(&policy.as_str())
                 || !["range", "all"].contains(&forward.as_str())
+                || !["per-transfer", "pooled"].contains(&passive_mode.as_str())
+                || !["reference", "vsftpd", "proftpd"].contains(&server_kind.as_str())
                 || ports == 0
+                || !(1..=200).contains(&client_addrs)
             {
-                eprintln!("error: --policy is fallback, refuse or wait; --forward is range or all; --ports at least 1");
+                eprintln!("error: --policy is fallback, refuse or wait; --forward is range or all; --passive-mode is per-transfer or pooled; --server-kind is reference, vsftpd or proftpd; --ports at least 1; --client-addrs 1 to 200");
                 return ExitCode::from(2);
             }
             let base = runner::load::LoadSpec {
@@ -653,24 +676,40 @@ fn main() -> ExitCode {
                 forward,
                 engine: format!("{engine:?}").to_lowercase(),
                 limit: std::time::Duration::from_secs(limit),
+                passive_mode,
+                client_addrs,
+                server_kind,
+                wan_delay_ms,
             };
             let specs: Vec<runner::load::LoadSpec> = if table {
                 let mut v = Vec::new();
-                for r in [2u16, 10] {
+                // The range is only the bottleneck when more clients than
+                // ports want one: R = 100 gets 200 clients.
+                let with = |r: u16, policy: &str, forward: &str| runner::load::LoadSpec {
+                    ports: r,
+                    policy: policy.into(),
+                    forward: forward.into(),
+                    clients: base.clients.max(2 * usize::from(r)),
+                    ..base.clone()
+                };
+                for r in [2u16, 10, 100] {
                     for p in ["fallback", "refuse", "wait"] {
+                        v.push(with(r, p, "range"));
+                    }
+                    v.push(with(r, "fallback", "all"));
+                    for addrs in [1, 4] {
                         v.push(runner::load::LoadSpec {
-                            ports: r,
-                            policy: p.into(),
-                            forward: "range".into(),
-                            ..base.clone()
+                            passive_mode: "pooled".into(),
+                            client_addrs: addrs,
+                            ..with(r, "wait", "range")
                         });
                     }
-                    v.push(runner::load::LoadSpec {
-                        ports: r,
-                        policy: "fallback".into(),
-                        forward: "all".into(),
-                        ..base.clone()
-                    });
+                    for kind in ["vsftpd", "proftpd"] {
+                        v.push(runner::load::LoadSpec {
+                            server_kind: kind.into(),
+                            ..with(r, "fallback", "range")
+                        });
+                    }
                 }
                 v
             } else {
@@ -692,15 +731,19 @@ fn main() -> ExitCode {
                     serde_json::to_string_pretty(&reports).unwrap_or_default()
                 ),
                 Format::Human => {
-                    println!("| R | policy | forwarded | completed | failed (by reason) | transfers/s | PASV p50 / p99 ms | hold ms | efficiency | fallbacks |");
-                    println!("|---|---|---|---|---|---|---|---|---|---|");
+                    println!("| server | R | mode | client addrs | policy | forwarded | completed | failed (by reason) | transfers/s | PASV p50 / p99 ms | hold ms | efficiency | fallbacks |");
+                    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
                     for r in &reports {
                         let failed: Vec<String> =
                             r.failed.iter().map(|(k, v)| format!("{v} {k}")).collect();
+                        let reference = r.spec.server_kind == "reference";
                         println!(
-                            "| {} | {} | {} | {}/{} | {} | {:.0} | {:.1} / {:.1} | {:.2} | {:.2} | {} |",
+                            "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {:.0} | {:.1} / {:.1} | {:.2}{} | {:.2} | {} |",
+                            r.spec.server_kind,
                             r.spec.ports,
-                            r.spec.policy,
+                            if reference { r.spec.passive_mode.as_str() } else { "own" },
+                            r.spec.client_addrs,
+                            if reference { r.spec.policy.as_str() } else { "own" },
                             r.spec.forward,
                             r.completed,
                             r.spec.clients * r.spec.transfers,
@@ -709,8 +752,9 @@ fn main() -> ExitCode {
                             r.pasv_p50_ms,
                             r.pasv_p99_ms,
                             r.hold_ms,
+                            if reference { "" } else { "ᶜ" },
                             r.efficiency,
-                            r.fallbacks
+                            if reference { r.fallbacks.to_string() } else { "–".into() }
                         );
                     }
                 }

@@ -64,6 +64,9 @@ pub struct RawConfig {
     pub passive_exhausted: Option<ExhaustedPolicy>,
     /// How long `wait` waits.
     pub passive_wait_ms: Option<u64>,
+    /// "per-transfer" (default: a listener per PASV) or "pooled" (the whole
+    /// range listening; leases by client address and port).
+    pub passive_mode: Option<PassiveMode>,
     /// `true`, `false`, or a list of CIDRs.
     pub allow_foreign_address: Option<ForeignAddress>,
     /// `refuse` (default) or `substitute` (ProFTPD 1.3.8 with MasqueradeAddress).
@@ -154,6 +157,17 @@ pub struct RawVhost {
     pub server_name: Option<String>,
     /// IP, name, or "none".
     pub masquerade_address: Option<String>,
+}
+
+/// How passive listeners are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassiveMode {
+    /// Bind a port of the range at each PASV/EPSV, close it at accept.
+    #[default]
+    PerTransfer,
+    /// Bind the whole range at start-up; a PASV leases (client address, port).
+    Pooled,
 }
 
 /// Policy when the passive range has no free port.
@@ -263,6 +277,8 @@ pub struct Config {
     pub passive_exhausted: ExhaustedPolicy,
     /// Wait bound for `wait`.
     pub passive_wait: Duration,
+    /// Per-transfer listeners or the pooled range.
+    pub passive_mode: PassiveMode,
     /// Networks allowed in PORT/EPRT and as passive peers besides the control peer.
     pub allow_foreign: Vec<IpNet>,
     /// RFC 1918 PORT address policy.
@@ -486,6 +502,13 @@ impl Config {
                 ))
             }
         };
+        let passive_mode = raw.passive_mode.unwrap_or_default();
+        if passive_mode == PassiveMode::Pooled && passive_ports.is_none() {
+            return Err(invalid(
+                "passive_mode",
+                "\"pooled\" needs passive_ports (the range it listens on)".into(),
+            ));
+        }
         let allow_foreign = match raw.allow_foreign_address {
             None | Some(ForeignAddress::All(false)) => vec![],
             Some(ForeignAddress::All(true)) => {
@@ -589,6 +612,7 @@ impl Config {
             masquerade,
             passive_ports,
             passive_exhausted: raw.passive_exhausted.unwrap_or_default(),
+            passive_mode,
             passive_wait: Duration::from_millis(
                 raw.passive_wait_ms.unwrap_or(defaults::PASSIVE_WAIT_MS),
             ),

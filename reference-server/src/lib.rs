@@ -13,7 +13,9 @@
 //!   codecs, the bounded line reader. Pure; shared with the harness.
 //! * [`config`] — TOML → validated [`config::Config`]; every default in
 //!   [`config::defaults`].
-//! * [`passive`] — the passive-port allocator.
+//! * [`passive`] — the passive-port allocator (a listener per PASV).
+//! * [`pooled`] — `passive_mode = "pooled"`: the whole range listening,
+//!   leases by (client address, port).
 //! * [`fs`] — the sandboxed tree.
 //! * [`session`] — one control connection's state machine.
 //! * [`server`] — the accept loop, limits and draining shutdown.
@@ -33,6 +35,7 @@
 pub mod config;
 pub mod fs;
 pub mod passive;
+pub mod pooled;
 pub mod protocol;
 pub mod server;
 pub mod session;

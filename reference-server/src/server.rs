@@ -15,8 +15,9 @@ use tokio::{io::AsyncWriteExt, net::TcpListener, sync::watch, task::JoinSet};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::{
-    config::{Config, Masquerade},
+    config::{Config, Masquerade, PassiveMode},
     passive::{bind_with_backlog, Metrics, PortPool},
+    pooled::PooledPassive,
     protocol::addr::{canonical_ip, is_non_public},
     session::{self, Shared},
 };
@@ -29,15 +30,21 @@ pub const DRAIN_BOUND: Duration = Duration::from_secs(60);
 pub struct Server {
     config: Arc<Config>,
     pool: Option<Arc<PortPool>>,
+    pooled: Option<Arc<PooledPassive>>,
 }
 
 impl Server {
     /// Builds the server and its passive pool.
     pub fn new(config: Config) -> Server {
+        let pooled = match (config.passive_mode, config.passive_ports) {
+            (PassiveMode::Pooled, Some((lo, hi))) => Some(PooledPassive::new(lo, hi)),
+            _ => None,
+        };
         let pool = config.passive_ports.map(|(lo, hi)| PortPool::new(lo, hi));
         Server {
             config: Arc::new(config),
             pool,
+            pooled,
         }
     }
 
@@ -51,9 +58,18 @@ impl Server {
         self.pool.as_ref()
     }
 
+    /// The pooled range (`passive_mode = "pooled"`).
+    pub fn pooled(&self) -> Option<&Arc<PooledPassive>> {
+        self.pooled.as_ref()
+    }
+
     /// Allocator counters (zero without a range).
     pub fn metrics(&self) -> Metrics {
-        self.pool.as_ref().map(|p| p.metrics()).unwrap_or_default()
+        match (&self.pooled, &self.pool) {
+            (Some(p), _) => p.metrics(),
+            (None, Some(p)) => p.metrics(),
+            (None, None) => Metrics::default(),
+        }
     }
 
     /// Binds every `listen` address (SO_REUSEADDR).
@@ -113,10 +129,22 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         self.announce(&listeners);
+        if let Some(p) = &self.pooled {
+            let mut ips: Vec<IpAddr> = self.config.listen.iter().map(|a| a.ip()).collect();
+            ips.sort();
+            ips.dedup();
+            p.listen(&ips)?;
+            let (lo, hi) = p.range();
+            info!(
+                "pooled passive mode: {} port(s) {lo}-{hi} listening on {ips:?}",
+                hi - lo + 1
+            );
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             config: Arc::clone(&self.config),
             pool: self.pool.clone(),
+            pooled: self.pooled.clone(),
             shutdown: stop_rx,
         });
         let counts: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
@@ -205,6 +233,9 @@ impl Server {
                 "drain bound reached; closing remaining sessions"
             );
             sessions.abort_all();
+        }
+        if let Some(p) = &self.pooled {
+            p.shutdown();
         }
         let m = self.metrics();
         info!(

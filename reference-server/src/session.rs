@@ -50,8 +50,20 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// Passive pool (`None`: kernel-assigned ports).
     pub pool: Option<Arc<PortPool>>,
+    /// The pooled range (`passive_mode = "pooled"`), used instead of `pool`.
+    pub pooled: Option<Arc<crate::pooled::PooledPassive>>,
     /// Becomes `true` when the server drains.
     pub shutdown: watch::Receiver<bool>,
+}
+
+/// What a pooled PASV came to.
+enum PooledOpen {
+    /// A (client address, port) lease: the port to announce.
+    Leased(u16),
+    /// 425 was sent.
+    Refused,
+    /// Exhausted for this client, policy `fallback`: use a kernel port.
+    Fallback,
 }
 
 /// A data-connection plan set up by PASV/EPSV/PORT/EPRT.
@@ -632,7 +644,24 @@ impl Session {
     async fn open_passive(&mut self) -> io::Result<Option<u16>> {
         self.clear_data().await; // supersede: releases any pending port first
         let ip = self.local.ip();
+        if let Some(pooled) = self.shared.pooled.clone() {
+            match self.open_pooled(&pooled).await? {
+                PooledOpen::Leased(port) => return Ok(Some(port)),
+                PooledOpen::Refused => return Ok(None),
+                PooledOpen::Fallback => {}
+            }
+        }
         let opened = match &self.shared.pool {
+            _ if self.shared.pooled.is_some() => {
+                // Pooled range exhausted for this client, policy fallback.
+                bind_listener(SocketAddr::new(ip, 0))
+                    .map(|listener| PassiveListener {
+                        listener,
+                        lease: None,
+                        fallback: true,
+                    })
+                    .map_err(Into::into)
+            }
             Some(pool) => {
                 let pool = Arc::clone(pool);
                 pool.open(ip, self.cfg.passive_exhausted, self.cfg.passive_wait)
@@ -684,6 +713,59 @@ impl Session {
             task: AbortOnDrop(Some(task)),
         };
         Ok(Some(port))
+    }
+
+    /// Pooled mode: leases (peer address, port) with no system call; the
+    /// accept loops deliver the matching connection.
+    async fn open_pooled(
+        &mut self,
+        pooled: &Arc<crate::pooled::PooledPassive>,
+    ) -> io::Result<PooledOpen> {
+        use crate::config::ExhaustedPolicy;
+        let peer = self.peer.ip();
+        let lease = match self.cfg.passive_exhausted {
+            ExhaustedPolicy::Wait => pooled.lease_wait(peer, self.cfg.passive_wait).await,
+            _ => pooled.try_lease(peer),
+        };
+        let Some(lease) = lease else {
+            if self.cfg.passive_exhausted == ExhaustedPolicy::Fallback {
+                return Ok(PooledOpen::Fallback);
+            }
+            pooled.count_refused();
+            let (lo, hi) = pooled.range();
+            warn!(policy = ?self.cfg.passive_exhausted, "every port of the pooled range {lo}-{hi} is leased to {peer}");
+            self.reply(
+                425,
+                "Unable to open passive connection: no free port in the passive range",
+            )
+            .await?;
+            return Ok(PooledOpen::Refused);
+        };
+        let port = lease.port();
+        let (tx, rx) = oneshot::channel();
+        let deadline = Instant::now() + self.cfg.timeout_data_connect;
+        let span = tracing::Span::current();
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut lease = lease;
+                let res = match tokio::time::timeout_at(deadline, &mut lease.connection).await {
+                    Ok(Ok(stream)) => Ok(stream),
+                    Ok(Err(_)) => Err(io::Error::other("pooled lease ended")),
+                    Err(_) => Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no data connection within data_connect",
+                    )),
+                };
+                drop(lease);
+                let _ = tx.send(res);
+            },
+            span,
+        ));
+        self.data = DataPlan::Passive {
+            rx,
+            task: AbortOnDrop(Some(task)),
+        };
+        Ok(PooledOpen::Leased(port))
     }
 
     async fn cmd_port(&mut self, arg: String) -> Handled {

@@ -28,6 +28,19 @@ pub struct ReferenceServer {
     pub log_path: PathBuf,
     /// The passive pool, for metrics.
     pub pool: Option<Arc<PortPool>>,
+    /// The pooled range (`passive_mode = "pooled"`), for metrics.
+    pub pooled: Option<Arc<ftpnat_server::pooled::PooledPassive>>,
+}
+
+impl ReferenceServer {
+    /// Allocator counters of whichever passive mode runs.
+    pub fn metrics(&self) -> Option<ftpnat_server::passive::Metrics> {
+        match (&self.pooled, &self.pool) {
+            (Some(p), _) => Some(p.metrics()),
+            (None, Some(p)) => Some(p.metrics()),
+            (None, None) => None,
+        }
+    }
 }
 
 impl ReferenceServer {
@@ -35,7 +48,11 @@ impl ReferenceServer {
     /// control listeners are bound (or with the bind error).
     pub fn start(ns: Arc<Netns>, config: Config, log_path: &Path) -> io::Result<ReferenceServer> {
         let log = std::fs::File::create(log_path)?;
-        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Option<Arc<PortPool>>>>();
+        type Ready = (
+            Option<Arc<PortPool>>,
+            Option<Arc<ftpnat_server::pooled::PooledPassive>>,
+        );
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Ready>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("ref-server-{}", ns.name()))
@@ -64,7 +81,8 @@ impl ReferenceServer {
                     rt.block_on(async {
                         let server = Server::new(config);
                         let listeners = server.bind().map_err(fail)?;
-                        let _ = ready_tx.send(Ok(server.pool().cloned()));
+                        let _ =
+                            ready_tx.send(Ok((server.pool().cloned(), server.pooled().cloned())));
                         server
                             .run(listeners, async {
                                 let _ = stop_rx.await;
@@ -73,7 +91,7 @@ impl ReferenceServer {
                     })
                 })
             })?;
-        let pool = ready_rx
+        let (pool, pooled) = ready_rx
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| {
                 io::Error::new(
@@ -86,6 +104,7 @@ impl ReferenceServer {
             stop: Some(stop_tx),
             log_path: log_path.to_owned(),
             pool,
+            pooled,
         })
     }
 

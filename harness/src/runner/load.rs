@@ -45,6 +45,37 @@ pub struct LoadSpec {
     pub engine: String,
     /// Whole-run bound.
     pub limit: Duration,
+    /// The reference server's `passive_mode`: `per-transfer` or `pooled`.
+    pub passive_mode: String,
+    /// Distinct client addresses the clients are spread over (outside hosts
+    /// 203.0.113.10, .11, …).
+    pub client_addrs: usize,
+    /// `reference`, `vsftpd` or `proftpd` (same topology, same range; the
+    /// policy and mode apply to the reference server only).
+    pub server_kind: String,
+    /// One-way delay on the gateway's WAN side (sim engine), milliseconds:
+    /// an internet round trip makes ports be held longer.
+    pub wan_delay_ms: u32,
+}
+
+impl LoadSpec {
+    /// A spec with the defaults of `ftpnat load`.
+    pub fn new(ports: u16, policy: &str) -> LoadSpec {
+        LoadSpec {
+            clients: 50,
+            transfers: 4,
+            size: 16384,
+            ports,
+            policy: policy.into(),
+            forward: "range".into(),
+            engine: "sim".into(),
+            limit: Duration::from_secs(120),
+            passive_mode: "per-transfer".into(),
+            client_addrs: 1,
+            server_kind: "reference".into(),
+            wan_delay_ms: 0,
+        }
+    }
 }
 
 /// What happened.
@@ -67,14 +98,36 @@ pub struct LoadReport {
     /// Mean port hold (the allocator's lease time: PASV until accept),
     /// milliseconds.
     pub hold_ms: f64,
-    /// per_second ÷ (R ÷ hold): share of the range's ceiling used.
+    /// per_second ÷ (R ÷ hold): share of the range's per-transfer
+    /// ceiling used (above 1 only when ports are shared between client
+    /// addresses, as in pooled mode).
     pub efficiency: f64,
+    /// Where `hold_ms` comes from: the server's allocator, or (for real
+    /// servers) the clients' PASV-reply-to-connected time.
+    pub hold_source: String,
     /// Server-side allocator counters.
     pub fallbacks: u64,
 }
 
 fn scenario_text(s: &LoadSpec) -> String {
     let hi = 60000 + s.ports - 1;
+    let config = match s.server_kind.as_str() {
+        "reference" => format!(
+            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], passive_exhausted = \"{}\", passive_mode = \"{}\", passive_wait_ms = 10000, limits = {{ max_clients = 5000, max_clients_per_ip = 5000 }}, timeouts = {{ data_connect = 5 }}",
+            s.policy, s.passive_mode
+        ),
+        _ => format!(
+            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], limits = {{ max_clients = 5000, max_clients_per_ip = 5000 }}"
+        ),
+    };
+    let clients: String = (0..s.client_addrs.max(1))
+        .map(|i| {
+            format!(
+                "[[host]]\nname = \"client{i}\"\naddr = \"203.0.113.{}/24\"\n",
+                10 + i
+            )
+        })
+        .collect();
     let fwd = if s.forward == "all" {
         "1024-65535".to_string()
     } else {
@@ -89,19 +142,21 @@ engine = "{engine}"
 lan = "192.168.1.1/24"
 wan = "203.0.113.1/24"
 reject_unsolicited = true
-forward = [ {{ ports = "21", to = "server" }}, {{ ports = "{fwd}", to = "server" }} ]
+{impair}forward = [ {{ ports = "21", to = "server" }}, {{ ports = "{fwd}", to = "server" }} ]
 [[host]]
 name = "server"
 addr = "192.168.1.2/24"
 files = {{ "blob" = {{ size = {size}, seed = 1 }} }}
-server = {{ kind = "reference", config = {{ masquerade_address = "203.0.113.1", passive_ports = [60000, {hi}], passive_exhausted = "{policy}", passive_wait_ms = 10000, limits = {{ max_clients = 5000, max_clients_per_ip = 5000 }}, timeouts = {{ data_connect = 5 }} }} }}
-[[host]]
-name = "client"
-addr = "203.0.113.10/24"
-"#,
+server = {{ kind = "{kind}", config = {{ {config} }} }}
+{clients}"#,
         engine = s.engine,
         size = s.size,
-        policy = s.policy,
+        kind = s.server_kind,
+        impair = if s.wan_delay_ms > 0 {
+            format!("impair.wan = {{ delay_ms = {} }}\n", s.wan_delay_ms)
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -110,6 +165,7 @@ struct Tally {
     completed: usize,
     failed: BTreeMap<String, usize>,
     pasv_ms: Vec<f64>,
+    connect_ms: Vec<f64>,
 }
 
 /// Runs the load. Needs root (or a user namespace).
@@ -118,7 +174,9 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
     let sc =
         scenario::parse(&scenario_text(spec), Path::new("load.toml")).map_err(|d| d.to_string())?;
     let lab = Lab::start(&sc, dir.path(), false)?;
-    let sockets = lab.topo.sockets("client");
+    let hosts: Vec<_> = (0..spec.client_addrs.max(1))
+        .map(|i| lab.topo.sockets(&format!("client{i}")))
+        .collect();
     let tally = Arc::new(Mutex::new(Tally::default()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -128,8 +186,8 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
     let server: SocketAddr = "203.0.113.1:21".parse().expect("literal");
     rt.block_on(async {
         let mut tasks = Vec::new();
-        for _ in 0..spec.clients {
-            let sockets = Arc::clone(&sockets);
+        for i in 0..spec.clients {
+            let sockets = Arc::clone(&hosts[i % hosts.len()]);
             let tally = Arc::clone(&tally);
             let (k, size) = (spec.transfers, spec.size);
             tasks.push(tokio::spawn(async move {
@@ -186,6 +244,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
                             let mut g = tally.lock().unwrap();
                             g.completed += 1;
                             g.pasv_ms.push(pasv_ms);
+                            g.connect_ms.push(tr.connect_ms);
                         }
                         Ok(tr) => fail(&match tr.outcome {
                             DataOutcome::Ok => "incomplete transfer".to_string(),
@@ -206,13 +265,13 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
     });
     let seconds = t0.elapsed().as_secs_f64();
     let metrics = lab.servers.get("server").and_then(|s| match s {
-        super::Server::Reference(r) => r.pool.as_ref().map(|p| p.metrics()),
+        super::Server::Reference(r) => r.metrics(),
         super::Server::External(_) => None,
     });
     let fallbacks = metrics.map_or(0, |m| m.fallback);
-    let hold_ms = metrics
+    let server_hold = metrics
         .filter(|m| m.released > 0)
-        .map_or(0.0, |m| m.held_us as f64 / m.released as f64 / 1000.0);
+        .map(|m| m.held_us as f64 / m.released as f64 / 1000.0);
     drop(rt);
     lab.stop();
     let g = Arc::try_unwrap(tally)
@@ -226,6 +285,14 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+    let (hold_ms, hold_source) = match server_hold {
+        Some(h) => (h, "server allocator"),
+        None if !g.connect_ms.is_empty() => (
+            g.connect_ms.iter().sum::<f64>() / g.connect_ms.len() as f64,
+            "client (PASV reply to connected)",
+        ),
+        None => (0.0, "none"),
     };
     let per_second = g.completed as f64 / seconds;
     let ceiling = if hold_ms > 0.0 {
@@ -254,6 +321,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
             0.0
         },
         fallbacks,
+        hold_source: hold_source.into(),
     })
 }
 

@@ -4,7 +4,7 @@
 mod peers;
 mod util;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use ftpnat::client::{pasv_addr, DataMode, DataOutcome, FtpClient, HostSockets, Transcript};
 use util::*;
@@ -618,4 +618,76 @@ async fn client_vanishing_mid_transfer_releases_everything() {
         .await
         .unwrap();
     assert_eq!(t.outcome, DataOutcome::Ok);
+}
+
+/// Sockets bound to one source address (a second client host on loopback).
+#[derive(Debug)]
+struct FromAddr(std::net::IpAddr);
+
+impl ftpnat::client::SocketFactory for FromAddr {
+    fn tcp_socket(&self, _like: SocketAddr) -> std::io::Result<tokio::net::TcpSocket> {
+        let s = tokio::net::TcpSocket::new_v4()?;
+        s.bind(SocketAddr::new(self.0, 0))?;
+        Ok(s)
+    }
+}
+
+/// `passive_mode = "pooled"`: with a one-port range, two client addresses
+/// hold the same port at once and both transfer; a third PASV from an
+/// address that holds it is refused per policy; a stranger's connection to
+/// a leased port is closed and logged, and the leaseholder still connects.
+#[tokio::test]
+async fn pooled_mode_leases_by_client_address_and_port() {
+    let srv = TestServer::start(
+        "passive_ports = [61095, 61095]\npassive_mode = \"pooled\"\npassive_exhausted = \"refuse\"",
+    )
+    .await;
+    wait_for_log(&srv, "pooled passive mode: 1 port(s) 61095-61095").await;
+    let mut a = srv.login().await;
+    let (mut b, banner) = FtpClient::connect(
+        Arc::new(FromAddr("127.0.0.2".parse().unwrap())),
+        srv.addr,
+        Duration::from_secs(10),
+        Transcript::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(banner.code, 220);
+    assert_eq!(b.login("anonymous", "b@").await.unwrap().code, 230);
+    assert_eq!(b.cmd("TYPE I").await.unwrap().code, 200);
+    let pa = SocketAddr::V4(pasv_addr(&a.cmd("PASV").await.unwrap()).unwrap());
+    let pb = SocketAddr::V4(pasv_addr(&b.cmd("PASV").await.unwrap()).unwrap());
+    assert_eq!(pa.port(), 61095);
+    assert_eq!(pb.port(), 61095, "the same port, leased to another address");
+    // A second session from A's address finds A's only port leased.
+    let mut a2 = srv.login().await;
+    let r = a2.cmd("PASV").await.unwrap();
+    assert_eq!(r.code, 425, "{r:?}");
+    // A stranger (127.0.0.3) on the pooled port is closed and logged.
+    let thief = tokio::net::TcpSocket::new_v4().unwrap();
+    thief.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+    let mut thief = thief.connect(pa).await.unwrap();
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4];
+    let n = tokio::time::timeout(Duration::from_secs(5), thief.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without data");
+    wait_for_log(
+        &srv,
+        "SECURITY VIOLATION: passive data connection to pooled port 61095",
+    )
+    .await;
+    for (c, target) in [(&mut a, pa), (&mut b, pb)] {
+        let mut data = c.connect_data(target).await.unwrap();
+        assert_eq!(c.cmd("RETR hello.txt").await.unwrap().code, 150);
+        let mut got = Vec::new();
+        data.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, HELLO);
+        assert_eq!(c.read_reply().await.unwrap().code, 226);
+    }
+    // Both leases ended at accept: A's address can lease the port again.
+    let r = a2.cmd("PASV").await.unwrap();
+    assert_eq!(r.code, 227, "{r:?}");
 }
