@@ -208,9 +208,36 @@ enum Cmd {
         /// Run the preset table and print it as Markdown: R = 2, 10, 100 ×
         /// every policy (range forwarded), fallback with every port
         /// forwarded, pooled mode from 1 and 4 client addresses, and vsftpd
-        /// and ProFTPD on the same topology (at least 2 × R clients).
+        /// and ProFTPD on the same topology (at least 4 × R clients).
         #[arg(long)]
         table: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// Transfer speed: one large RETR and one STOR per server, over
+    /// loopback and over a veth pair between two namespaces, with the
+    /// server's CPU time per GiB and each row's ratio to vsftpd's.
+    Speed {
+        /// MiB per transfer.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Servers (comma-separated).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "reference,vsftpd,proftpd"
+        )]
+        servers: Vec<ServerKind>,
+        /// Paths (comma-separated).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "loopback,veth"
+        )]
+        paths: Vec<runner::speed::PathKind>,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -684,12 +711,12 @@ fn main() -> ExitCode {
             let specs: Vec<runner::load::LoadSpec> = if table {
                 let mut v = Vec::new();
                 // The range is only the bottleneck when more clients than
-                // ports want one: R = 100 gets 200 clients.
+                // ports want one: at least 4 × R clients (R = 100: 400).
                 let with = |r: u16, policy: &str, forward: &str| runner::load::LoadSpec {
                     ports: r,
                     policy: policy.into(),
                     forward: forward.into(),
-                    clients: base.clients.max(2 * usize::from(r)),
+                    clients: base.clients.max(4 * usize::from(r)),
                     ..base.clone()
                 };
                 for r in [2u16, 10, 100] {
@@ -755,6 +782,47 @@ fn main() -> ExitCode {
                             if reference { "" } else { "ᶜ" },
                             r.efficiency,
                             if reference { r.fallbacks.to_string() } else { "–".into() }
+                        );
+                    }
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Speed {
+            size_mib,
+            servers,
+            paths,
+            format,
+        } => {
+            if !(1..=16384).contains(&size_mib) {
+                eprintln!("error: --size-mib from 1 to 16384");
+                return ExitCode::from(2);
+            }
+            let rows = match runner::speed::run(&servers, &paths, size_mib << 20) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                ),
+                Format::Human => {
+                    println!("| path | server | transfer | MiB/s | × vsftpd | server CPU s/GiB |");
+                    println!("|---|---|---|---|---|---|");
+                    for r in &rows {
+                        println!(
+                            "| {:?} | {} | {} {} MiB | {:.0} | {} | {:.2} |",
+                            r.path,
+                            r.server,
+                            r.direction,
+                            r.bytes >> 20,
+                            r.mib_per_s,
+                            r.vs_vsftpd.map_or("–".into(), |v| format!("{v:.2}")),
+                            r.cpu_s_per_gib
                         );
                     }
                 }

@@ -73,6 +73,10 @@ pub struct RawConfig {
     pub port_private_address: Option<PrivatePortPolicy>,
     /// Anonymous login.
     pub anonymous: Option<bool>,
+    /// Whether anonymous users may write (STOR, APPE, DELE, MKD, RMD,
+    /// RNFR/RNTO). Default true; false is ProFTPD's `<Limit WRITE> DenyAll`
+    /// in `<Anonymous>`.
+    pub anonymous_upload: Option<bool>,
     /// Optional log file (in addition to stderr).
     pub log_file: Option<PathBuf>,
     /// Pause after a failed login, milliseconds.
@@ -285,6 +289,8 @@ pub struct Config {
     pub port_private_address: PrivatePortPolicy,
     /// Anonymous logins allowed.
     pub anonymous: bool,
+    /// Anonymous users may write.
+    pub anonymous_upload: bool,
     /// Local users.
     pub users: Vec<User>,
     /// Denied verbs (upper-case).
@@ -619,6 +625,7 @@ impl Config {
             allow_foreign,
             port_private_address: raw.port_private_address.unwrap_or_default(),
             anonymous: raw.anonymous.unwrap_or(defaults::ANONYMOUS),
+            anonymous_upload: raw.anonymous_upload.unwrap_or(true),
             users,
             deny,
             max_clients: raw.limits.max_clients.unwrap_or(defaults::MAX_CLIENTS),

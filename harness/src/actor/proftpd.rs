@@ -125,7 +125,9 @@ pub fn render(
     c.push("  UserAlias anonymous daemon".into());
     c.push("  UserAlias ftp daemon".into());
     c.push("  RequireValidShell off".into());
-    c.push("  <Limit WRITE>\n    DenyAll\n  </Limit>".into());
+    if raw.anonymous_upload != Some(true) {
+        c.push("  <Limit WRITE>\n    DenyAll\n  </Limit>".into());
+    }
     if !raw.limits.deny.is_empty() {
         let cmds: Vec<String> = raw
             .limits

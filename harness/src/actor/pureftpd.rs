@@ -4,7 +4,9 @@
 //! lo:hi` for `passive_ports`, `-P ip` (force passive IP) for
 //! `masquerade_address`, `-W` (anonymous FXP) for `allow_foreign_address =
 //! true`, `-c`/`-C` for the client limits (50 each unless set: Pure-FTPd's
-//! defaults are far lower), `-I` (minutes) for the idle timeout. It serves anonymous users only (`-e`), read-only (`-i`).
+//! defaults are far lower), `-I` (minutes) for the idle timeout. It serves
+//! anonymous users only (`-e`), read-only (`-i`) unless `anonymous_upload =
+//! true`.
 //! Anything else is an error saying it is "not supported by pure-ftpd".
 //!
 //! Anonymous FTP in Pure-FTPd needs a system account named `ftp` whose home
@@ -82,7 +84,6 @@ pub fn args(
             format!("{},{}", addr.ip(), addr.port())
         },
         "-e".into(),
-        "-i".into(),
         "-H".into(),
         "-f".into(),
         "none".into(),
@@ -90,6 +91,9 @@ pub fn args(
         format!("clf:{}", xferlog.display()),
     ];
     a.push(if addr.is_ipv6() { "-6" } else { "-4" }.into());
+    if raw.anonymous_upload != Some(true) {
+        a.push("-i".into());
+    }
     if let Some([lo, hi]) = raw.passive_ports {
         a.push("-p".into());
         a.push(format!("{lo}:{hi}"));

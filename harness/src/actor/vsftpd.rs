@@ -57,7 +57,11 @@ pub fn render(
         format!("anon_root={}", root.display()),
         "no_anon_password=YES".into(),
         "local_enable=NO".into(),
-        "write_enable=NO".into(),
+        if raw.anonymous_upload == Some(true) {
+            "write_enable=YES\nanon_upload_enable=YES\nanon_mkdir_write_enable=YES\nanon_other_write_enable=YES\nanon_umask=022".into()
+        } else {
+            "write_enable=NO".into()
+        },
         "seccomp_sandbox=NO".into(),
         format!("secure_chroot_dir={}", empty.display()),
         "nopriv_user=nobody".into(),

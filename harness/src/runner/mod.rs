@@ -9,6 +9,7 @@
 pub mod expect;
 pub mod load;
 pub mod ruleset;
+pub mod speed;
 pub mod topo;
 
 use std::{

@@ -691,3 +691,28 @@ async fn pooled_mode_leases_by_client_address_and_port() {
     let r = a2.cmd("PASV").await.unwrap();
     assert_eq!(r.code, 227, "{r:?}");
 }
+
+/// `anonymous_upload = false` (ProFTPD's `<Limit WRITE> DenyAll` in
+/// `<Anonymous>`): every write is refused with 550, reading still works.
+#[tokio::test]
+async fn anonymous_upload_false_refuses_writes() {
+    let srv = TestServer::start("anonymous_upload = false").await;
+    let mut c = srv.login().await;
+    for line in [
+        "STOR new.txt",
+        "APPE hello.txt",
+        "DELE hello.txt",
+        "MKD d",
+        "RMD d",
+        "RNFR hello.txt",
+    ] {
+        let r = c.cmd(line).await.unwrap();
+        assert_eq!(r.code, 550, "{line}: {r:?}");
+    }
+    assert!(srv.root.path().join("hello.txt").exists());
+    let out = c
+        .transfer(DataMode::Pasv, "RETR hello.txt", None)
+        .await
+        .unwrap();
+    assert_eq!(out.outcome, DataOutcome::Ok);
+}

@@ -1,0 +1,337 @@
+//! `ftpnat speed`: one large RETR and one STOR per server, over loopback and
+//! over a namespace veth path, with the server's CPU time, in one run.
+//!
+//! Every server runs as its own process in the server host's namespace —
+//! the reference server as the `ftpnat-server` binary, vsftpd and ProFTPD as
+//! the unpacked Debian packages — so CPU time is read the same way for all:
+//! utime + stime of every process in that namespace (per-session children
+//! included), before and after the transfer, before the session ends.
+//! The client is the harness's own, discarding what it reads and sending
+//! from one buffer, so it does no per-byte work besides the socket calls.
+
+use std::{
+    collections::HashMap,
+    io::Write,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::Lab;
+use crate::{
+    actor::daemon::Daemon,
+    client::{pasv_addr, FtpClient, Transcript},
+    scenario::{self, resolve::ServerKind},
+    topology::{netns::pids_in_namespace, Netns},
+};
+
+/// Which path the bytes take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// Client and server in one namespace, over 127.0.0.1.
+    Loopback,
+    /// Client and server in two namespaces joined by a veth pair.
+    Veth,
+}
+
+/// One measured transfer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeedRow {
+    /// Server.
+    pub server: String,
+    /// Path.
+    pub path: PathKind,
+    /// `RETR` or `STOR`.
+    pub direction: &'static str,
+    /// Bytes moved.
+    pub bytes: u64,
+    /// From the command to the 226.
+    pub seconds: f64,
+    /// MiB/s.
+    pub mib_per_s: f64,
+    /// Server CPU seconds (user + system) per GiB moved.
+    pub cpu_s_per_gib: f64,
+    /// This row's MiB/s ÷ vsftpd's on the same path and direction.
+    pub vs_vsftpd: Option<f64>,
+}
+
+/// The `ftpnat-server` binary next to this one (or `$FTPNAT_SERVER_BIN`).
+fn reference_binary() -> Result<PathBuf, String> {
+    if let Ok(p) = std::env::var("FTPNAT_SERVER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin = exe.with_file_name("ftpnat-server");
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} not found: build it (cargo build --release -p ftpnat-server) or set FTPNAT_SERVER_BIN",
+            bin.display()
+        ))
+    }
+}
+
+const TOPOLOGY: &str = r#"
+name = "speed"
+[[host]]
+name = "server"
+addr = "192.168.1.2/24"
+[[host]]
+name = "client"
+addr = "192.168.1.10/24"
+"#;
+
+/// (ppid, utime + stime) of a process.
+fn stat(pid: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit(')').next()?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state (3), ppid (4), …, utime (14), stime (15).
+    let ppid: i32 = f.get(1)?.parse().ok()?;
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
+}
+
+/// CPU ticks (utime + stime) of every process in `ns` and every descendant
+/// of `root` (vsftpd puts its session processes in namespaces of their
+/// own: `isolate_network`).
+fn cpu_ticks(ns: &Netns, root: u32) -> HashMap<i32, u64> {
+    let all: HashMap<i32, (i32, u64)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid)?)))
+        .collect();
+    let mut mine: std::collections::HashSet<i32> =
+        pids_in_namespace(ns.inode()).into_iter().collect();
+    mine.insert(root as i32);
+    loop {
+        let before = mine.len();
+        for (pid, (ppid, _)) in &all {
+            if mine.contains(ppid) {
+                mine.insert(*pid);
+            }
+        }
+        if mine.len() == before {
+            break;
+        }
+    }
+    mine.into_iter()
+        .filter_map(|pid| Some((pid, all.get(&pid)?.1)))
+        .collect()
+}
+
+fn cpu_seconds(before: &HashMap<i32, u64>, after: &HashMap<i32, u64>) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let ticks: u64 = after
+        .iter()
+        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or(0)))
+        .sum();
+    ticks as f64 / hz
+}
+
+/// Writes `size` bytes of pseudo-random data (cheap xorshift) to `path`.
+fn write_blob(path: &Path, size: u64) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        for w in chunk.chunks_exact_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            w.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    f.flush()
+}
+
+fn start_server(
+    kind: ServerKind,
+    ns: Arc<Netns>,
+    root: &Path,
+    dir: &Path,
+) -> Result<Daemon, String> {
+    let raw: ftpnat_server::config::RawConfig = toml::from_str(
+        "passive_ports = [60000, 60010]\nanonymous_upload = true\nlisten = [\"0.0.0.0:21\"]\n",
+    )
+    .map_err(|e| e.to_string())?;
+    match kind {
+        ServerKind::Vsftpd => crate::actor::vsftpd::start(ns, &raw, root, dir, "speed"),
+        ServerKind::Proftpd => crate::actor::proftpd::start(ns, &raw, root, dir, "speed"),
+        ServerKind::PureFtpd => crate::actor::pureftpd::start(ns, &raw, root, dir, "speed"),
+        ServerKind::Reference => {
+            let log = dir.join("speed-server.log");
+            let conf = dir.join("speed-ftpnat-server.toml");
+            std::fs::write(
+                &conf,
+                format!(
+                    "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nlog_file = \"{}\"\n",
+                    root.display(),
+                    log.display()
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            let mut cmd = std::process::Command::new(reference_binary()?);
+            cmd.arg("--config").arg(&conf);
+            Daemon::start(
+                ns,
+                cmd,
+                "0.0.0.0:21".parse().expect("literal"),
+                dir,
+                "speed",
+                "ftpnat-server",
+                log,
+            )
+        }
+    }
+}
+
+/// One RETR and one STOR of `size` bytes against `kind` over `path`.
+pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedRow>, String> {
+    let dir = crate::topology::netns::run_tempdir().map_err(|e| e.to_string())?;
+    let sc = scenario::parse(TOPOLOGY, Path::new("speed.toml")).map_err(|d| d.to_string())?;
+    let lab = Lab::start(&sc, dir.path(), false)?;
+    let root = dir.path().join("speed-root");
+    let incoming = root.join("incoming");
+    std::fs::create_dir_all(&incoming).map_err(|e| e.to_string())?;
+    // Writable by whichever account the server writes as (daemon for the
+    // anonymous users of vsftpd and ProFTPD).
+    std::os::unix::fs::chown(&incoming, Some(1), Some(1)).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(
+        &incoming,
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .map_err(|e| e.to_string())?;
+    write_blob(&root.join("big.bin"), size).map_err(|e| e.to_string())?;
+    let server_ns = Arc::clone(lab.topo.ns("server"));
+    let mut daemon = start_server(kind, Arc::clone(&server_ns), &root, dir.path())?;
+    let daemon_pid = daemon.pid();
+    let (sockets, target): (_, SocketAddr) = match path {
+        PathKind::Loopback => (
+            lab.topo.sockets("server"),
+            "127.0.0.1:21".parse().expect("literal"),
+        ),
+        PathKind::Veth => (
+            lab.topo.sockets("client"),
+            "192.168.1.2:21".parse().expect("literal"),
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = rt.block_on(async {
+        let (mut c, banner) = FtpClient::connect(
+            sockets,
+            target,
+            Duration::from_secs(10),
+            Transcript::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if banner.code != 220 {
+            return Err(format!("banner {banner:?}"));
+        }
+        let r = c
+            .login("anonymous", "speed@")
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.code != 230 {
+            return Err(format!("login: {r:?}"));
+        }
+        c.cmd("TYPE I").await.map_err(|e| e.to_string())?;
+        let mut rows = Vec::new();
+        for direction in ["RETR", "STOR"] {
+            let r = c.cmd("PASV").await.map_err(|e| e.to_string())?;
+            let data_at = pasv_addr(&r).ok_or_else(|| format!("PASV: {r:?}"))?;
+            let mut data = c
+                .connect_data(SocketAddr::V4(data_at))
+                .await
+                .map_err(|e| format!("data connection: {e}"))?;
+            let before = cpu_ticks(&server_ns, daemon_pid);
+            let t0 = Instant::now();
+            let line = match direction {
+                "RETR" => "RETR big.bin",
+                _ => "STOR incoming/up.bin",
+            };
+            let r = c.cmd(line).await.map_err(|e| e.to_string())?;
+            if r.code != 150 && r.code != 125 {
+                return Err(format!("{line}: {r:?}"));
+            }
+            let mut buf = vec![0u8; 1 << 20];
+            let mut moved = 0u64;
+            if direction == "RETR" {
+                loop {
+                    let n = data.read(&mut buf).await.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        break;
+                    }
+                    moved += n as u64;
+                }
+            } else {
+                while moved < size {
+                    let n = (size - moved).min(buf.len() as u64) as usize;
+                    data.write_all(&buf[..n]).await.map_err(|e| e.to_string())?;
+                    moved += n as u64;
+                }
+                data.shutdown().await.map_err(|e| e.to_string())?;
+            }
+            drop(data);
+            let done = c.read_reply().await.map_err(|e| e.to_string())?;
+            let seconds = t0.elapsed().as_secs_f64();
+            let after = cpu_ticks(&server_ns, daemon_pid);
+            if done.code != 226 || moved != size {
+                return Err(format!("{line}: {moved} of {size} bytes, then {done:?}"));
+            }
+            let gib = size as f64 / f64::from(1u32 << 30);
+            rows.push(SpeedRow {
+                server: kind.name().to_string(),
+                path,
+                direction,
+                bytes: size,
+                seconds,
+                mib_per_s: size as f64 / f64::from(1u32 << 20) / seconds,
+                cpu_s_per_gib: cpu_seconds(&before, &after) / gib,
+                vs_vsftpd: None,
+            });
+        }
+        let _ = c.cmd("QUIT").await;
+        Ok(rows)
+    });
+    daemon.stop();
+    drop(rt);
+    lab.stop();
+    result.map_err(|e| format!("{} over {path:?}: {e}", kind.name()))
+}
+
+/// Every server × path, with each row's ratio to vsftpd's.
+pub fn run(kinds: &[ServerKind], paths: &[PathKind], size: u64) -> Result<Vec<SpeedRow>, String> {
+    let mut rows = Vec::new();
+    for path in paths {
+        for kind in kinds {
+            rows.extend(measure(*kind, *path, size)?);
+        }
+    }
+    let base: HashMap<(PathKind, &str), f64> = rows
+        .iter()
+        .filter(|r| r.server == "vsftpd")
+        .map(|r| ((r.path, r.direction), r.mib_per_s))
+        .collect();
+    for r in &mut rows {
+        r.vs_vsftpd = base.get(&(r.path, r.direction)).map(|b| r.mib_per_s / b);
+    }
+    Ok(rows)
+}
