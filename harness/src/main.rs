@@ -238,6 +238,9 @@ enum Cmd {
             default_value = "loopback,veth"
         )]
         paths: Vec<runner::speed::PathKind>,
+        /// Rounds; each row reports the median round.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -360,6 +363,26 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
+    // Whatever builds namespaces first removes what dead runs left behind.
+    if matches!(
+        cli.command,
+        Cmd::Run { .. }
+            | Cmd::Matrix { .. }
+            | Cmd::Diff { .. }
+            | Cmd::ValidateRuleset { .. }
+            | Cmd::Load { .. }
+            | Cmd::Speed { .. }
+    ) {
+        if let Ok(s) = ftpnat::topology::sweep() {
+            if !s.namespaces.is_empty() || !s.tempdirs.is_empty() {
+                eprintln!(
+                    "swept {} namespace(s) and {} temporary folder(s) left by dead runs",
+                    s.namespaces.len(),
+                    s.tempdirs.len()
+                );
+            }
+        }
+    }
     match cli.command {
         Cmd::Run {
             paths,
@@ -409,14 +432,6 @@ fn main() -> ExitCode {
                     format,
                     server_kind,
                 );
-            }
-            if let Ok(s) = ftpnat::topology::sweep() {
-                if !s.namespaces.is_empty() {
-                    eprintln!(
-                        "swept {} namespace(s) left by dead runs",
-                        s.namespaces.len()
-                    );
-                }
             }
             let opts = RunOptions {
                 artifacts,
@@ -792,13 +807,14 @@ fn main() -> ExitCode {
             size_mib,
             servers,
             paths,
+            repeat,
             format,
         } => {
             if !(1..=16384).contains(&size_mib) {
                 eprintln!("error: --size-mib from 1 to 16384");
                 return ExitCode::from(2);
             }
-            let rows = match runner::speed::run(&servers, &paths, size_mib << 20) {
+            let rows = match runner::speed::run(&servers, &paths, size_mib << 20, repeat) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -1180,6 +1180,46 @@ async fn send_binary(stream: &TcpStream, file: std::fs::File, offset: u64) -> io
     Ok(total)
 }
 
+/// Image-type upload: one blocking thread reads the socket and writes the
+/// file in large blocks (no per-block hand-off between threads). If the
+/// transfer is dropped (ABOR, session end), the socket is shut down so the
+/// thread's read returns and it ends.
+async fn recv_binary(stream: TcpStream, mut out: std::fs::File) -> io::Result<u64> {
+    use std::io::{Read, Write};
+    let mut sock = stream.into_std()?;
+    sock.set_nonblocking(false)?;
+    let handle = sock.try_clone()?;
+    struct ShutdownOnDrop(Option<std::net::TcpStream>);
+    impl Drop for ShutdownOnDrop {
+        fn drop(&mut self) {
+            if let Some(s) = self.0.take() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+    let mut guard = ShutdownOnDrop(Some(handle));
+    let total = tokio::task::spawn_blocking(move || -> io::Result<u64> {
+        let mut buf = vec![0u8; 4 * CHUNK];
+        let mut total = 0u64;
+        loop {
+            let n = match sock.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            out.write_all(&buf[..n])?;
+            total += n as u64;
+        }
+        out.flush()?;
+        Ok(total)
+    })
+    .await
+    .map_err(io::Error::other)??;
+    guard.0 = None; // finished normally: nothing to interrupt
+    Ok(total)
+}
+
 /// Receives into a temporary file next to `path` and renames it into place
 /// only on success. `keep` bytes of the existing file are kept first (REST
 /// offset for STOR, `u64::MAX` for APPE).
@@ -1204,6 +1244,12 @@ async fn recv_file(
             if let Ok(existing) = File::open(&path).await {
                 tokio::io::copy(&mut existing.take(keep), &mut out).await?;
             }
+        }
+        if !ascii {
+            let out = out.into_std().await;
+            let total = recv_binary(stream, out).await?;
+            tokio::fs::rename(&tmp, &path).await?;
+            return Ok(total);
         }
         let mut out = BufWriter::with_capacity(CHUNK, out);
         let mut total = 0u64;

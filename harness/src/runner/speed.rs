@@ -155,7 +155,9 @@ fn write_blob(path: &Path, size: u64) -> std::io::Result<()> {
         f.write_all(&chunk[..n])?;
         left -= n as u64;
     }
-    f.flush()
+    // On disk before anything is measured: no writeback of it competes
+    // with the transfers.
+    f.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
 fn start_server(
@@ -261,6 +263,10 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
                 .connect_data(SocketAddr::V4(data_at))
                 .await
                 .map_err(|e| format!("data connection: {e}"))?;
+            // Earlier rows' uploads are written back first, so no transfer
+            // competes with another one's writeback.
+            // SAFETY: sync(2) has no preconditions.
+            unsafe { libc::sync() };
             let before = cpu_ticks(&server_ns, daemon_pid);
             let t0 = Instant::now();
             let line = match direction {
@@ -317,13 +323,30 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
     result.map_err(|e| format!("{} over {path:?}: {e}", kind.name()))
 }
 
-/// Every server × path, with each row's ratio to vsftpd's.
-pub fn run(kinds: &[ServerKind], paths: &[PathKind], size: u64) -> Result<Vec<SpeedRow>, String> {
-    let mut rows = Vec::new();
-    for path in paths {
-        for kind in kinds {
-            rows.extend(measure(*kind, *path, size)?);
+/// Every server × path, `repeat` rounds (servers interleaved within each
+/// round, so drift on a noisy machine hits all of them alike); each row is
+/// the round with the median speed, with its ratio to vsftpd's.
+pub fn run(
+    kinds: &[ServerKind],
+    paths: &[PathKind],
+    size: u64,
+    repeat: usize,
+) -> Result<Vec<SpeedRow>, String> {
+    let mut rounds: Vec<Vec<SpeedRow>> = Vec::new();
+    for _ in 0..repeat.max(1) {
+        let mut round = Vec::new();
+        for path in paths {
+            for kind in kinds {
+                round.extend(measure(*kind, *path, size)?);
+            }
         }
+        rounds.push(round);
+    }
+    let mut rows = Vec::new();
+    for i in 0..rounds[0].len() {
+        let mut samples: Vec<SpeedRow> = rounds.iter().map(|r| r[i].clone()).collect();
+        samples.sort_by(|a, b| a.mib_per_s.total_cmp(&b.mib_per_s));
+        rows.push(samples.swap_remove(samples.len() / 2));
     }
     let base: HashMap<(PathKind, &str), f64> = rows
         .iter()

@@ -825,7 +825,15 @@ fn burst_of_clients_through_the_nat_all_get_a_control_connection() {
 fn speed_runs_retr_and_stor_for_each_server_and_path() {
     require_root();
     let out = Command::new(BIN)
-        .args(["speed", "--size-mib", "16", "--format", "json"])
+        .args([
+            "speed",
+            "--size-mib",
+            "16",
+            "--repeat",
+            "1",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     assert!(
