@@ -43,5 +43,20 @@ if [ ${#need[@]} -gt 0 ] || [ ${#unpack[@]} -gt 0 ]; then
   done
 fi
 
+# pyftpdlib stands in for "your own server" (the `command` server kind):
+# a private virtualenv from PyPI, nothing installed system-wide.
+pyftpd=$peers/pyftpdlib
+if ! "$pyftpd/bin/python" -c 'import pyftpdlib' 2>/dev/null; then
+  python3 -m venv "$pyftpd" 2>/dev/null || {
+    if [ "$(id -u)" -ne 0 ]; then
+      echo "ci/test.sh: python3 -m venv failed — install python3-venv (as root)" >&2
+      exit 2
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+    rm -rf "$pyftpd"; python3 -m venv "$pyftpd"
+  }
+  "$pyftpd/bin/pip" install -q --disable-pip-version-check 'pyftpdlib==2.2.0'
+fi
+
 cargo build --workspace --all-targets --quiet
 cargo test --workspace "$@"

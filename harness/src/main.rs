@@ -81,9 +81,22 @@ enum Cmd {
         /// Do not capture pcap files on gateway interfaces.
         #[arg(long)]
         no_pcap: bool,
-        /// Run every server as this kind.
-        #[arg(long, value_enum)]
+        /// Run every server as this kind (with its shipped profile,
+        /// scenarios/profiles/<kind>.toml, unless --profile is given).
+        #[arg(long, value_enum, conflicts_with = "server")]
         server_kind: Option<ServerKind>,
+        /// Run every server as your own program: `command:PROGRAM [ARGS…]`
+        /// ({{placeholders}} allowed; see docs/cookbook/test-my-server-in-ci.md).
+        #[arg(long, value_name = "command:PROGRAM")]
+        server: Option<String>,
+        /// Config template for --server, in the server's own format, with
+        /// {{placeholders}}; rendered per scenario.
+        #[arg(long, value_name = "TEMPLATE", requires = "server")]
+        server_config: Option<PathBuf>,
+        /// Server profile (TOML): the server's answers where servers may
+        /// differ, and what it cannot do.
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
     },
     /// Run scenarios across server kinds × engines and print a Markdown table
     /// of which behaviour holds for which peer.
@@ -396,7 +409,32 @@ fn main() -> ExitCode {
             artifacts,
             no_pcap,
             server_kind,
+            server,
+            server_config,
+            profile,
         } => {
+            let command = match server
+                .map(|s| ftpnat::actor::command::CommandSpec::parse(&s, server_config))
+                .transpose()
+            {
+                Ok(c) => c.map(std::sync::Arc::new),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let profile = match (&profile, server_kind) {
+                (Some(f), _) => match ftpnat::profile::Profile::load(f) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, Some(k)) => ftpnat::profile::Profile::builtin(k.name()),
+                (None, None) => None,
+            }
+            .map(std::sync::Arc::new);
             let mut scenarios = match load_all(paths) {
                 Ok(s) => s,
                 Err(c) => return c,
@@ -437,6 +475,8 @@ fn main() -> ExitCode {
                 artifacts,
                 no_pcap,
                 server_kind,
+                command,
+                profile,
                 engine: engines.first().map(|e| match e {
                     Engine::Sim => EngineKind::Sim,
                     Engine::Kernel => EngineKind::Kernel,
@@ -634,21 +674,17 @@ fn main() -> ExitCode {
                         engine: Some(engine_kind),
                         server_kind: Some(*kind),
                         no_pcap: true,
+                        profile: ftpnat::profile::Profile::builtin(kind.name())
+                            .map(std::sync::Arc::new),
                         ..Default::default()
                     };
                     for (i, r) in runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
                         .iter()
                         .enumerate()
                     {
-                        let f = r.failure.as_deref().unwrap_or("");
                         cells[i].push(match r.status {
                             runner::Status::Pass => "pass".into(),
-                            runner::Status::Error
-                                if f.contains("not supported by")
-                                    || f.contains("not expressible") =>
-                            {
-                                "n/a".into()
-                            }
+                            runner::Status::Unsupported => "n/a".into(),
                             runner::Status::Error => "error".into(),
                             runner::Status::Fail => "**FAIL**".into(),
                         });

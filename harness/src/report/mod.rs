@@ -16,6 +16,9 @@ pub struct Summary {
     pub failed: usize,
     /// Scenarios that could not run.
     pub errors: usize,
+    /// Scenarios not run because the server or engine cannot do what they
+    /// need.
+    pub unsupported: usize,
     /// Wall-clock milliseconds of the whole run.
     pub duration_ms: u64,
 }
@@ -28,14 +31,20 @@ impl Summary {
             passed: count(Status::Pass),
             failed: count(Status::Fail),
             errors: count(Status::Error),
+            unsupported: count(Status::Unsupported),
             duration_ms,
         }
     }
 
     /// The closing line, e.g. `34 passed, 0 failed, 0 errors`.
     pub fn line(&self) -> String {
+        let unsupported = if self.unsupported > 0 {
+            format!(", {} not supported", self.unsupported)
+        } else {
+            String::new()
+        };
         format!(
-            "{} passed, {} failed, {} errors ({:.1} s)",
+            "{} passed, {} failed, {} errors{unsupported} ({:.1} s)",
             self.passed,
             self.failed,
             self.errors,
@@ -65,6 +74,7 @@ pub fn human_line(r: &ScenarioResult) -> String {
         Status::Pass => "PASS ",
         Status::Fail => "FAIL ",
         Status::Error => "ERROR",
+        Status::Unsupported => "N/A  ",
     };
     let mut s = format!(
         "{mark} {:<44} {:>6} ms (set-up {} ms)",
@@ -76,6 +86,9 @@ pub fn human_line(r: &ScenarioResult) -> String {
             r.file,
             f.replace('\n', "\n      ")
         ));
+    }
+    for n in &r.notes {
+        s.push_str(&format!("\n      note: {n}"));
     }
     s
 }
@@ -105,10 +118,11 @@ pub fn junit(results: &[ScenarioResult], summary: Summary) -> String {
         summary.duration_ms as f64 / 1000.0
     ));
     out.push_str(&format!(
-        "  <testsuite name=\"ftpnat\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\" time=\"{:.3}\">\n",
+        "  <testsuite name=\"ftpnat\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
         results.len(),
         summary.failed,
         summary.errors,
+        summary.unsupported,
         summary.duration_ms as f64 / 1000.0
     ));
     for r in results {
@@ -133,6 +147,10 @@ pub fn junit(results: &[ScenarioResult], summary: Summary) -> String {
                 ">\n      <error message=\"{}\">{}</error>\n    </testcase>\n",
                 xml_escape(&first),
                 xml_escape(&detail)
+            )),
+            Status::Unsupported => out.push_str(&format!(
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                xml_escape(&first)
             )),
         }
     }

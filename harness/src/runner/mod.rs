@@ -42,6 +42,11 @@ pub struct RunOptions {
     pub no_pcap: bool,
     /// Run every server as this kind.
     pub server_kind: Option<crate::scenario::resolve::ServerKind>,
+    /// Run every server as this user's program (server kind `command`).
+    pub command: Option<Arc<crate::actor::command::CommandSpec>>,
+    /// The server's profile: its answers where servers may differ, and
+    /// what it cannot do (reported as "not supported by this server").
+    pub profile: Option<Arc<crate::profile::Profile>>,
 }
 
 /// Outcome of a scenario.
@@ -54,6 +59,10 @@ pub enum Status {
     Fail,
     /// The scenario could not be run (set-up failed).
     Error,
+    /// Not run: the server or engine cannot do what it needs ("not
+    /// supported by this server", "not expressible with the kernel
+    /// engine"). Never a pass, and not a failure either.
+    Unsupported,
 }
 
 /// One step's result.
@@ -98,6 +107,9 @@ pub struct ScenarioResult {
     pub steps: Vec<StepResult>,
     /// First failure, with the transcript tail.
     pub failure: Option<String>,
+    /// What the server profile changed (steps not run, and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Gateway counters by gateway.
     #[serde(skip)]
     pub gateways: BTreeMap<String, Counters>,
@@ -320,6 +332,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         teardown_ms: 0,
         steps: vec![],
         failure: None,
+        notes: Vec::new(),
         gateways: BTreeMap::new(),
         transcripts: BTreeMap::new(),
     };
@@ -336,15 +349,30 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             }
         }
     };
-    let mut sc = sc.clone();
+    let mut sc = match &opts.profile {
+        Some(p) => match p.apply(sc) {
+            Ok((s, notes)) => {
+                result.notes = notes;
+                s
+            }
+            Err(e) => return error(result, t0, e),
+        },
+        None => sc.clone(),
+    };
     if let Some(engine) = opts.engine {
         for g in &mut sc.gateways {
             g.engine = engine;
         }
     }
+    skip_sim_only_counters(&mut sc, &mut result.notes);
     if let Some(kind) = opts.server_kind {
         for s in sc.hosts.iter_mut().filter_map(|h| h.server.as_mut()) {
             s.kind = kind;
+        }
+    }
+    if let Some(cmd) = &opts.command {
+        for s in sc.hosts.iter_mut().filter_map(|h| h.server.as_mut()) {
+            s.command = Some(Arc::clone(cmd));
         }
     }
     let env = match Lab::start(&sc, &dir, !opts.no_pcap) {
@@ -434,7 +462,13 @@ fn write_gateway_report(dir: &Path, r: &SimReport) {
 }
 
 fn error(mut r: ScenarioResult, t0: Instant, msg: String) -> ScenarioResult {
-    r.status = Status::Error;
+    r.status = if msg.contains("not supported by")
+        || msg.contains("not expressible with the kernel engine")
+    {
+        Status::Unsupported
+    } else {
+        Status::Error
+    };
     r.failure = Some(msg);
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r
@@ -520,6 +554,19 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         }
         let mut raw = server.config.clone();
         use crate::{actor, scenario::resolve::ServerKind};
+        if let Some(cmd) = &server.command {
+            let d = actor::command::start(
+                cmd,
+                Arc::clone(env.topo.ns(&h.name)),
+                &raw,
+                &root,
+                &dir,
+                &sanitize(&h.name),
+            )
+            .map_err(|e| format!("server on {}: {e}", h.name))?;
+            env.servers.insert(h.name.clone(), Server::External(d));
+            continue;
+        }
         let start = match server.kind {
             ServerKind::Reference => None,
             ServerKind::Vsftpd => Some(actor::vsftpd::start as ExternalStart),
@@ -984,13 +1031,48 @@ pub const SIM_ONLY_COUNTERS: &[&str] = &[
     "rx_",
 ];
 
+/// Whether only the sim engine keeps `counter`.
+pub fn sim_only_counter(counter: &str) -> bool {
+    SIM_ONLY_COUNTERS.iter().any(|p| counter.starts_with(p))
+}
+
+/// Counter checks on kernel-engine gateways of counters only the sim engine
+/// keeps are not run (the kernel reports them as 0); each gets a note.
+fn skip_sim_only_counters(sc: &mut Scenario, notes: &mut Vec<String>) {
+    let kernel: Vec<String> = sc
+        .gateways
+        .iter()
+        .filter(|g| g.engine == EngineKind::Kernel)
+        .map(|g| g.config.name.clone())
+        .collect();
+    for step in &mut sc.steps {
+        let Action::Check { target } = &step.action else {
+            continue;
+        };
+        if !kernel.contains(target) {
+            continue;
+        }
+        let (index, line) = (step.index, step.line);
+        step.expect.counters.retain(|(name, _, _)| {
+            let keep = !sim_only_counter(name);
+            if !keep {
+                notes.push(format!(
+                    "step {index} (line {line}): counter {name} not checked: only the sim engine keeps it"
+                ));
+            }
+            keep
+        });
+    }
+}
+
 /// Classifies a sim/kernel pair of results; `None` when they agree.
 pub fn disagreement(sim: &ScenarioResult, kernel: &ScenarioResult) -> Option<Disagreement> {
     if sim.status == kernel.status {
         return None;
     }
     let failure = kernel.failure.as_deref().unwrap_or("");
-    if kernel.status == Status::Error && failure.contains("not expressible with the kernel engine")
+    if kernel.status == Status::Unsupported
+        && failure.contains("not expressible with the kernel engine")
     {
         return Some(Disagreement::NotExpressible);
     }
@@ -999,10 +1081,9 @@ pub fn disagreement(sim: &ScenarioResult, kernel: &ScenarioResult) -> Option<Dis
         .iter()
         .filter(|s| s.status != Status::Pass)
         .all(|s| {
-            s.failure.as_deref().is_some_and(|f| {
-                f.strip_prefix("counter ")
-                    .is_some_and(|rest| SIM_ONLY_COUNTERS.iter().any(|p| rest.starts_with(p)))
-            })
+            s.failure
+                .as_deref()
+                .is_some_and(|f| f.strip_prefix("counter ").is_some_and(sim_only_counter))
         });
     if kernel.status == Status::Fail && sim_only {
         return Some(Disagreement::SimOnlyCounter);

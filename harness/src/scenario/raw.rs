@@ -273,6 +273,9 @@ pub struct RawStep {
     pub parallel: Vec<RawStep>,
     /// Bound for each reply / data connection in this step (ms, default 5000).
     pub timeout_ms: Option<u64>,
+    /// A point where servers legitimately differ (e.g. "foreign-port"): a
+    /// server profile may replace this step's expected code and text.
+    pub point: Option<String>,
     /// What must hold afterwards.
     pub expect: Option<RawExpect>,
 }

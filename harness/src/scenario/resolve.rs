@@ -172,6 +172,8 @@ pub struct ServerSpec {
     pub kind: ServerKind,
     /// The reference server's configuration (root/listen filled in by the runner).
     pub config: ftpnat_server::config::RawConfig,
+    /// A user's server (`ftpnat run --server command:…`), replacing `kind`.
+    pub command: Option<std::sync::Arc<crate::actor::command::CommandSpec>>,
 }
 
 /// Data-connection choice for transfers.
@@ -385,6 +387,8 @@ pub struct Step {
     pub expect: Expect,
     /// Per-reply bound.
     pub timeout: Duration,
+    /// Profile point (see [`crate::profile`]).
+    pub point: Option<String>,
 }
 
 /// Default per-reply bound.
@@ -788,7 +792,11 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                             .map_err(|e| cx.err(t.span(), format!("server config: {e}")))?
                     }
                 };
-                Some(ServerSpec { kind, config })
+                Some(ServerSpec {
+                    kind,
+                    config,
+                    command: None,
+                })
             }
         };
         hosts.push(HostSpec {
@@ -1080,6 +1088,7 @@ fn resolve_step(
         action,
         expect,
         timeout,
+        point: s.point.clone(),
     })
 }
 
