@@ -197,10 +197,7 @@ impl Profile {
             let set = toml::Value::try_from(&server.config)
                 .map_err(|e| format!("server config of {}: {e}", h.name))?;
             for key in set_keys(&set) {
-                let allowed = self
-                    .settings
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&key));
+                let allowed = self.settings.as_ref().is_none_or(|s| s.contains(&key));
                 if allowed {
                     continue;
                 }

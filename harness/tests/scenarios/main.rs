@@ -636,7 +636,10 @@ fn shipped_rule_sets_get_their_verdicts() {
 
 /// Runs the conformance suite with `args` and returns the exit code and
 /// each scenario's (status, failure, notes) by name.
-fn run_suite(args: &[&str]) -> (Option<i32>, BTreeMap<String, (String, String, Vec<String>)>) {
+/// Scenario name → (status, failure, notes).
+type Verdicts = BTreeMap<String, (String, String, Vec<String>)>;
+
+fn run_suite(args: &[&str]) -> (Option<i32>, Verdicts) {
     let out = Command::new(BIN)
         .args(["run", SUITE, "--no-pcap", "--format", "json"])
         .args(args)
@@ -672,10 +675,7 @@ fn run_suite(args: &[&str]) -> (Option<i32>, BTreeMap<String, (String, String, V
 }
 
 /// The names with `status`.
-fn with_status<'a>(
-    r: &'a BTreeMap<String, (String, String, Vec<String>)>,
-    status: &str,
-) -> Vec<&'a str> {
+fn with_status<'a>(r: &'a Verdicts, status: &str) -> Vec<&'a str> {
     r.iter()
         .filter(|(_, (s, _, _))| s == status)
         .map(|(n, _)| n.as_str())
