@@ -10,6 +10,36 @@ use ftpnat::{
     scenario::{self, raw::EngineKind, resolve::ServerKind, Scenario},
 };
 
+/// `println!` that ends the program quietly when stdout is closed (e.g.
+/// `ftpnat list | head`) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            stdout_gone(e)
+        }
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            stdout_gone(e)
+        }
+    }};
+}
+
+/// Stdout failed: a closed pipe ends the program like SIGPIPE would (exit
+/// 141 without a message); anything else is reported.
+fn stdout_gone(e: std::io::Error) -> ! {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("error: cannot write to standard output: {e}");
+    }
+    std::process::exit(141)
+}
+
 /// Will FTP work through this NAT/firewall, and how well?
 ///
 /// Scenario files describe a network (hosts, NAT gateways, firewalls), FTP
@@ -464,12 +494,14 @@ fn main() -> ExitCode {
             engines.sort_by_key(|e| *e as u8);
             engines.dedup_by_key(|e| *e as u8);
             if engines.len() > 1 {
-                return run_diff(
-                    &scenarios,
-                    jobs.unwrap_or_else(default_jobs),
-                    format,
+                let opts = RunOptions {
+                    no_pcap: true,
                     server_kind,
-                );
+                    command,
+                    profile,
+                    ..Default::default()
+                };
+                return run_diff(&scenarios, jobs.unwrap_or_else(default_jobs), format, opts);
             }
             let opts = RunOptions {
                 artifacts,
@@ -512,7 +544,7 @@ fn main() -> ExitCode {
                             b.println(line);
                             b.inc(1);
                         }
-                        None => println!("{line}"),
+                        None => outln!("{line}"),
                     }
                 }
             };
@@ -522,8 +554,8 @@ fn main() -> ExitCode {
             }
             let summary = Summary::of(&results, t0.elapsed().as_millis() as u64);
             match format {
-                Format::Human => println!("{}", summary.line()),
-                Format::Json => println!("{}", report::json(&results, summary)),
+                Format::Human => outln!("{}", summary.line()),
+                Format::Json => outln!("{}", report::json(&results, summary)),
             }
             if let Some(path) = junit {
                 if let Err(e) = std::fs::write(&path, report::junit(&results, summary)) {
@@ -546,7 +578,11 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(c) => return c,
             };
-            run_diff(&scenarios, jobs.unwrap_or_else(default_jobs), format, None)
+            let opts = RunOptions {
+                no_pcap: true,
+                ..Default::default()
+            };
+            run_diff(&scenarios, jobs.unwrap_or_else(default_jobs), format, opts)
         }
         Cmd::ValidateRuleset {
             file,
@@ -612,9 +648,9 @@ fn main() -> ExitCode {
                             (_, false) => "NO   ",
                         };
                         let kind = if r.required { "" } else { " (optional)" };
-                        println!("{mark} {:<28} needs{kind}: {}", r.name, r.needs);
+                        outln!("{mark} {:<28} needs{kind}: {}", r.name, r.needs);
                         if let Some(c) = &r.cause {
-                            println!("      probable cause: {c}");
+                            outln!("      probable cause: {c}");
                         }
                     }
                     let ok = rows
@@ -625,13 +661,13 @@ fn main() -> ExitCode {
                         .iter()
                         .filter(|r| r.required && r.status != runner::Status::Pass)
                         .count();
-                    println!(
+                    outln!(
                         "{ok} of {} behaviours work with {} ({req_fail} required check(s) failed)",
                         rows.len(),
                         file.display()
                     );
                 }
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
                 ),
@@ -715,7 +751,7 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 }
-                None => print!("{md}"),
+                None => out!("{md}"),
             }
             ExitCode::SUCCESS
         }
@@ -804,18 +840,18 @@ fn main() -> ExitCode {
                 }
             }
             match format {
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&reports).unwrap_or_default()
                 ),
                 Format::Human => {
-                    println!("| server | R | mode | client addrs | policy | forwarded | completed | failed (by reason) | transfers/s | PASV p50 / p99 ms | hold ms | efficiency | fallbacks |");
-                    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+                    outln!("| server | R | mode | client addrs | policy | forwarded | completed | failed (by reason) | transfers/s | PASV p50 / p99 ms | hold ms | efficiency | fallbacks |");
+                    outln!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
                     for r in &reports {
                         let failed: Vec<String> =
                             r.failed.iter().map(|(k, v)| format!("{v} {k}")).collect();
                         let reference = r.spec.server_kind == "reference";
-                        println!(
+                        outln!(
                             "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {:.0} | {:.1} / {:.1} | {:.2}{} | {:.2} | {} |",
                             r.spec.server_kind,
                             r.spec.ports,
@@ -858,15 +894,15 @@ fn main() -> ExitCode {
                 }
             };
             match format {
-                Format::Json => println!(
+                Format::Json => outln!(
                     "{}",
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
                 ),
                 Format::Human => {
-                    println!("| path | server | transfer | MiB/s | × vsftpd | server CPU s/GiB |");
-                    println!("|---|---|---|---|---|---|");
+                    outln!("| path | server | transfer | MiB/s | × vsftpd | server CPU s/GiB |");
+                    outln!("|---|---|---|---|---|---|");
                     for r in &rows {
-                        println!(
+                        outln!(
                             "| {:?} | {} | {} {} MiB | {:.0} | {} | {:.2} |",
                             r.path,
                             r.server,
@@ -884,7 +920,7 @@ fn main() -> ExitCode {
         Cmd::List { paths, shard } => match load_all(paths).and_then(|s| apply_shard(s, shard)) {
             Ok(s) => {
                 for sc in s {
-                    println!(
+                    outln!(
                         "{:<44} [{}] {}",
                         sc.name,
                         sc.tags.join(","),
@@ -897,7 +933,7 @@ fn main() -> ExitCode {
         },
         Cmd::Check { paths } => match load_all(paths) {
             Ok(s) => {
-                println!("{} scenario file(s) valid", s.len());
+                outln!("{} scenario file(s) valid", s.len());
                 ExitCode::SUCCESS
             }
             Err(c) => c,
@@ -916,22 +952,22 @@ fn main() -> ExitCode {
             }
         },
         Cmd::Schema => {
-            println!("{}", scenario::json_schema());
+            outln!("{}", scenario::json_schema());
             ExitCode::SUCCESS
         }
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
-                println!(
+                outln!(
                     "removed {} namespace(s), killed {} process(es), removed {} temporary folder(s)",
                     s.namespaces.len(),
                     s.processes.len(),
                     s.tempdirs.len()
                 );
                 for n in s.namespaces {
-                    println!("  {n}");
+                    outln!("  {n}");
                 }
                 for d in s.tempdirs {
-                    println!("  {}", d.display());
+                    outln!("  {}", d.display());
                 }
                 ExitCode::SUCCESS
             }
@@ -948,18 +984,11 @@ fn main() -> ExitCode {
 
 /// Runs `scenarios` on both engines and reports every disagreement (`ftpnat
 /// diff`, `ftpnat run --engine sim,kernel`). Exit 1 on a behaviour difference.
-fn run_diff(
-    scenarios: &[Scenario],
-    jobs: usize,
-    format: Format,
-    server_kind: Option<ServerKind>,
-) -> ExitCode {
+fn run_diff(scenarios: &[Scenario], jobs: usize, format: Format, opts: RunOptions) -> ExitCode {
     let run = |engine| {
         let opts = RunOptions {
             engine: Some(engine),
-            no_pcap: true,
-            server_kind,
-            ..Default::default()
+            ..opts.clone()
         };
         runner::run_all(scenarios, &opts, jobs, &|_, _| {})
     };
@@ -993,9 +1022,9 @@ fn run_diff(
     match format {
         Format::Human => {
             for (name, s, k, d, why) in &rows {
-                println!("{name}: sim {s:?}, kernel {k:?} — {d:?}\n    {why}");
+                outln!("{name}: sim {s:?}, kernel {k:?} — {d:?}\n    {why}");
             }
-            println!(
+            outln!(
                 "{} scenarios: {} agree, {} differ ({} in behaviour, {} documented (tag kernel-differs), {} not expressible in the kernel, {} sim-only counters)",
                 sim.len(),
                 sim.len() - rows.len(),
@@ -1011,7 +1040,7 @@ fn run_diff(
                 .iter()
                 .map(|(n, s, k, d, w)| serde_json::json!({"name": n, "sim": s, "kernel": k, "kind": d, "detail": w}))
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"scenarios": sim.len(), "disagreements": v})
             );
@@ -1050,7 +1079,7 @@ fn hold() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("holding {}", topo.prefix);
+    outln!("holding {}", topo.prefix);
     let mut sink = String::new();
     let _ = std::io::stdin().read_line(&mut sink);
     ExitCode::SUCCESS

@@ -939,3 +939,50 @@ fn speed_runs_retr_and_stor_for_each_server_and_path() {
         assert!(r["vs_vsftpd"].as_f64().is_some(), "{r}");
     }
 }
+
+/// The CI kit: ci/local-ci.sh runs the GitHub Actions and GitLab templates'
+/// own command blocks shard by shard against pyftpdlib as "your server" and
+/// checks their contract (exit 1 exactly for shards with a failure, JUnit
+/// and artifacts from every shard, every scenario in exactly one shard).
+#[test]
+fn ci_templates_run_locally_and_keep_their_contract() {
+    require_root();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("bash")
+        .arg(format!("{root}/ci/local-ci.sh"))
+        .arg("4")
+        .env("FTPNAT", BIN)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for tpl in ["ci/github-actions.yml", "ci/gitlab-ci.yml"] {
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(tpl)).collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        // pyftpdlib's three findings land in some shards, not all four.
+        assert!(lines.iter().any(|l| l.contains("exit 0,")), "{text}");
+        assert!(lines.iter().any(|l| l.contains("exit 1,")), "{text}");
+    }
+    assert!(text.contains("4 shards cover all"), "{text}");
+}
+
+/// `ftpnat list | head -1`: a closed stdout ends the program quietly
+/// (exit 141, as SIGPIPE would), without a panic.
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let mut child = Command::new(BIN)
+        .args(["list", SUITE])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
