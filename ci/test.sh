@@ -59,4 +59,11 @@ if ! "$pyftpd/bin/python" -c 'import pyftpdlib' 2>/dev/null; then
 fi
 
 cargo build --workspace --all-targets --quiet
+# Shell completions and man pages, generated from the CLI definition.
+assets=target/assets
+mkdir -p "$assets/completions"
+for sh in bash zsh fish; do
+  target/debug/ftpnat completions "$sh" >"$assets/completions/ftpnat.$sh"
+done
+target/debug/ftpnat man "$assets/man" >/dev/null
 cargo test --workspace "$@"

@@ -46,7 +46,26 @@ fn stdout_gone(e: std::io::Error) -> ! {
 /// servers and clients in it, and what must happen. `ftpnat run` builds each
 /// network in Linux network namespaces, runs it, and reports.
 #[derive(Parser, Debug)]
-#[command(version, about, propagate_version = true)]
+#[command(
+    version,
+    about,
+    propagate_version = true,
+    after_long_help = "\
+Exit codes (every command):
+  0    everything passed (scenarios a server or engine cannot run are
+       reported \"not supported\", which does not fail a run)
+  1    a scenario (or a required validate-ruleset row) failed
+  2    invalid input or usage: a scenario file, profile, template, rule
+       set or option is wrong, or a tool is missing (the message names
+       the file, line and column, or what to install)
+  141  standard output was closed (e.g. `ftpnat list | head`)
+
+Most commands need root (network namespaces); run as another user, ftpnat
+uses a user namespace where the kernel allows it.
+
+Start with: ftpnat run   (the conformance suite, on the sim engine)
+Guide: docs/getting-started.md; reports: docs/report-format.md"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -80,6 +99,17 @@ enum Engine {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run scenarios (files or folders; default scenarios/conformance).
+    #[command(after_long_help = "\
+Examples:
+  ftpnat run                                   the suite, reference server, sim engine
+  ftpnat run --engine kernel --tag masquerade  nftables in the kernel, one tag
+  ftpnat run --server-kind vsftpd              vsftpd with its shipped profile
+  ftpnat run --server 'command:/usr/sbin/myftpd -n' \\
+             --server-config myftpd.conf.in --profile myftpd.toml
+                                               your own server
+  ftpnat run --shard 2/4 --junit j.xml --artifacts out/   one CI shard
+
+Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
     Run {
         /// Scenario files or folders.
         paths: Vec<PathBuf>,
@@ -314,6 +344,19 @@ enum Cmd {
     Clean,
     /// Print the JSON Schema of scenario files (for editor completion).
     Schema,
+    /// Print a shell completion script, e.g.
+    /// `ftpnat completions bash > /etc/bash_completion.d/ftpnat`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (ftpnat.1 and one per subcommand, ftpnat-run.1, …)
+    /// into DIR, e.g. `ftpnat man /usr/local/share/man/man1`.
+    Man {
+        /// Folder to write the pages into (created if missing).
+        dir: PathBuf,
+    },
     /// Developer helpers.
     #[command(hide = true)]
     Debug {
@@ -327,6 +370,27 @@ enum DebugCmd {
     /// Build the example NAT topology with a sleeper in `server`, print
     /// `holding <prefix>`, and wait for standard input to close.
     Hold,
+}
+
+/// Writes ftpnat.1 and ftpnat-SUB.1 for every visible subcommand; returns
+/// how many.
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let mut n = 0;
+    let mut page = |c: clap::Command, name: String| -> std::io::Result<()> {
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(c.name(name.clone())).render(&mut buf)?;
+        std::fs::write(dir.join(format!("{name}.1")), buf)?;
+        n += 1;
+        Ok(())
+    };
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        page(sub.clone(), format!("ftpnat-{}", sub.get_name()))?;
+    }
+    page(cmd, "ftpnat".into())?;
+    Ok(n)
 }
 
 /// Scenarios at once when `--jobs` is not given: one per core.
@@ -955,6 +1019,23 @@ fn main() -> ExitCode {
             outln!("{}", scenario::json_schema());
             ExitCode::SUCCESS
         }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ftpnat", &mut buf);
+            out!("{}", String::from_utf8_lossy(&buf));
+            ExitCode::SUCCESS
+        }
+        Cmd::Man { dir } => match write_man_pages(&dir) {
+            Ok(n) => {
+                outln!("wrote {n} man pages to {}", dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", dir.display());
+                ExitCode::from(2)
+            }
+        },
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
                 outln!(
@@ -1083,4 +1164,53 @@ fn hold() -> ExitCode {
     let mut sink = String::new();
     let _ = std::io::stdin().read_line(&mut sink);
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `ftpnat --help` and every subcommand's help are complete: each
+    /// command says what it does and each argument has a help text.
+    #[test]
+    fn every_command_and_argument_is_documented() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut todo = vec![cli];
+        let mut seen = 0;
+        while let Some(c) = todo.pop() {
+            seen += 1;
+            assert!(
+                c.get_about().is_some(),
+                "`{}` has no description",
+                c.get_name()
+            );
+            for a in c.get_arguments() {
+                assert!(
+                    a.get_help().is_some() || a.get_long_help().is_some(),
+                    "`{}`: argument `{}` has no help",
+                    c.get_name(),
+                    a.get_id()
+                );
+            }
+            todo.extend(c.get_subcommands().cloned());
+        }
+        assert!(seen >= 15, "{seen}");
+    }
+
+    #[test]
+    fn man_pages_cover_every_visible_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = write_man_pages(dir.path()).unwrap();
+        let visible = Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .count();
+        assert_eq!(n, visible + 1);
+        let run = std::fs::read_to_string(dir.path().join("ftpnat-run.1")).unwrap();
+        assert!(run.contains("server\\-config"), "{run}");
+        assert!(run.contains("profile"), "{run}");
+    }
 }

@@ -986,3 +986,44 @@ fn closed_stdout_is_not_a_panic() {
     assert_eq!(out.status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Shell completions come from the CLI definition and know the commands
+/// and options (ci/test.sh writes them to target/assets/completions).
+#[test]
+fn completions_are_generated_from_the_cli() {
+    let out = Command::new(BIN)
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "validate-ruleset",
+        "--server-config",
+        "--profile",
+        "--shard",
+    ] {
+        assert!(script.contains(word), "{word} missing");
+    }
+    let mut check = Command::new("bash")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(
+        check.wait().unwrap().success(),
+        "bash -n rejects the script"
+    );
+    let bad = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
