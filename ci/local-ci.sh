@@ -24,6 +24,9 @@ export FTPNAT_SUITE=$root/scenarios/conformance
 export FTPNAT_SERVER=${FTPNAT_SERVER:-command:$root/target/peers/pyftpdlib/bin/python}
 export FTPNAT_SERVER_CONFIG=${FTPNAT_SERVER_CONFIG:-$root/scenarios/servers/pyftpdlib.py}
 export FTPNAT_PROFILE=${FTPNAT_PROFILE:-$root/scenarios/profiles/pyftpdlib.toml}
+# The blocks run in a scratch folder: make the files absolute.
+FTPNAT_SERVER_CONFIG=$(realpath "$FTPNAT_SERVER_CONFIG")
+FTPNAT_PROFILE=$(realpath "$FTPNAT_PROFILE")
 if [ "$(id -u)" -eq 0 ]; then export SUDO=""; else export SUDO=sudo; fi
 if [[ $FTPNAT_SERVER == *pyftpdlib/bin/python ]] && [ ! -x "${FTPNAT_SERVER#command:}" ]; then
   echo "local-ci: ${FTPNAT_SERVER#command:} is missing — run ci/test.sh first (it creates the pyftpdlib virtualenv)" >&2

@@ -204,7 +204,8 @@ pub enum FileSpec {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
-    /// "reference" (more kinds come with the real-peers issue).
+    /// "reference" (default in the suite), "vsftpd", "proftpd" or
+    /// "pure-ftpd"; `ftpnat run --server-kind`/`--server` override it.
     #[schemars(with = "String")]
     pub kind: Spanned<String>,
     /// Reference-server configuration keys (as in its TOML file); `root`

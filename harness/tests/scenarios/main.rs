@@ -1027,3 +1027,35 @@ fn completions_are_generated_from_the_cli() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// docs/scenario-format.md names every key of the scenario schema, so the
+/// reference cannot silently fall behind the format.
+#[test]
+fn scenario_reference_names_every_schema_key() {
+    let schema: serde_json::Value = serde_json::from_str(&scenario::json_schema()).unwrap();
+    let mut keys = BTreeSet::new();
+    let mut todo = vec![&schema];
+    while let Some(v) = todo.pop() {
+        match v {
+            serde_json::Value::Object(o) => {
+                if let Some(serde_json::Value::Object(p)) = o.get("properties") {
+                    keys.extend(p.keys().cloned());
+                }
+                todo.extend(o.values());
+            }
+            serde_json::Value::Array(a) => todo.extend(a),
+            _ => {}
+        }
+    }
+    assert!(keys.len() > 60, "{keys:?}");
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/scenario-format.md"
+    ))
+    .unwrap();
+    let missing: Vec<_> = keys.iter().filter(|k| !doc.contains(k.as_str())).collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/scenario-format.md: {missing:?}"
+    );
+}
