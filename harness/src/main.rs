@@ -180,6 +180,19 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
         /// Write the table here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// Add your own server as a column: `command:PROGRAM [ARGS…]`
+        /// (with --server-config, --profile and --server-name).
+        #[arg(long, value_name = "command:PROGRAM")]
+        server: Option<String>,
+        /// Config template for --server.
+        #[arg(long, value_name = "TEMPLATE", requires = "server")]
+        server_config: Option<PathBuf>,
+        /// Profile for --server.
+        #[arg(long, value_name = "FILE", requires = "server")]
+        profile: Option<PathBuf>,
+        /// Column name for --server.
+        #[arg(long, default_value = "command", requires = "server")]
+        server_name: String,
     },
     /// Run scenarios on both engines (sim and kernel) and report where they disagree.
     ///
@@ -751,32 +764,69 @@ fn main() -> ExitCode {
             engines,
             jobs,
             output,
+            server,
+            server_config,
+            profile,
+            server_name,
         } => {
             let scenarios = match load_all(paths) {
                 Ok(s) => s,
                 Err(c) => return c,
             };
             let jobs = jobs.unwrap_or_else(default_jobs);
+            // (column name, options without the engine)
+            let mut servers: Vec<(String, RunOptions)> = kinds
+                .iter()
+                .map(|kind| {
+                    let opts = RunOptions {
+                        server_kind: Some(*kind),
+                        no_pcap: true,
+                        profile: ftpnat::profile::Profile::builtin(kind.name())
+                            .map(std::sync::Arc::new),
+                        ..Default::default()
+                    };
+                    (kind.name().to_string(), opts)
+                })
+                .collect();
+            if let Some(cmd) = server {
+                let command = match ftpnat::actor::command::CommandSpec::parse(&cmd, server_config)
+                {
+                    Ok(c) => std::sync::Arc::new(c),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let profile = match profile.map(|f| ftpnat::profile::Profile::load(&f)).transpose() {
+                    Ok(p) => p.map(std::sync::Arc::new),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+                let opts = RunOptions {
+                    command: Some(command),
+                    profile,
+                    no_pcap: true,
+                    ..Default::default()
+                };
+                servers.push((server_name, opts));
+            }
             let mut columns = Vec::new();
             let mut cells: Vec<Vec<String>> = vec![Vec::new(); scenarios.len()];
-            for kind in &kinds {
+            for (name, base) in &servers {
                 for engine in &engines {
                     let engine_kind = match engine {
                         Engine::Sim => EngineKind::Sim,
                         Engine::Kernel => EngineKind::Kernel,
                     };
                     columns.push(format!(
-                        "{} / {}",
-                        kind.name(),
+                        "{name} / {}",
                         format!("{engine:?}").to_lowercase()
                     ));
                     let opts = RunOptions {
                         engine: Some(engine_kind),
-                        server_kind: Some(*kind),
-                        no_pcap: true,
-                        profile: ftpnat::profile::Profile::builtin(kind.name())
-                            .map(std::sync::Arc::new),
-                        ..Default::default()
+                        ..base.clone()
                     };
                     for (i, r) in runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
                         .iter()

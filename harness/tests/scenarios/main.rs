@@ -1059,3 +1059,32 @@ fn scenario_reference_names_every_schema_key() {
         "not in docs/scenario-format.md: {missing:?}"
     );
 }
+
+/// The user guide's commands work as written: ci/doc-commands.sh runs every
+/// `sh` block of docs/getting-started.md and docs/cookbook/*.md and checks
+/// each command's stated exit code.
+#[test]
+fn the_guides_commands_work_as_written() {
+    require_root();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let out = Command::new("bash")
+        .arg(format!("{root}/ci/doc-commands.sh"))
+        .env("FTPNAT_BIN_DIR", bin_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n: usize = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("doc-commands: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(n >= 30, "{text}");
+}
