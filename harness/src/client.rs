@@ -18,12 +18,75 @@ use std::{
 use ftpnat_server::protocol::{addr, Line, LineReader, Reply, ReplyParser};
 use serde::Serialize;
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-        TcpListener, TcpSocket, TcpStream,
-    },
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpSocket, TcpStream},
 };
+
+use crate::tls::ClientTls;
+
+/// The client's side of a control or data connection: clear, or TLS.
+#[derive(Debug)]
+pub enum Conn {
+    /// Clear text.
+    Plain(TcpStream),
+    /// TLS (we are the TLS client).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Between the two (never read or written).
+    Switching,
+}
+
+impl Conn {
+    fn pin(&mut self) -> Result<Pin<&mut (dyn AsyncReadWrite + Send)>, io::Error> {
+        match self {
+            Conn::Plain(s) => Ok(Pin::new(s)),
+            Conn::Tls(s) => Ok(Pin::new(s.as_mut())),
+            Conn::Switching => Err(io::Error::other("connection is switching TLS on or off")),
+        }
+    }
+}
+
+/// AsyncRead + AsyncWrite, as one object type.
+pub trait AsyncReadWrite: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncReadWrite for T {}
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut().pin() {
+            Ok(p) => p.poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut().pin() {
+            Ok(p) => p.poll_write(cx, b),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().pin() {
+            Ok(p) => p.poll_flush(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut().pin() {
+            Ok(p) => p.poll_shutdown(cx),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
 
 /// Creates sockets in the right network namespace.
 pub trait SocketFactory: Send + Sync + std::fmt::Debug {
@@ -191,9 +254,16 @@ pub enum DataMode {
 /// A connected control session.
 #[derive(Debug)]
 pub struct FtpClient {
-    reader: LineReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: LineReader<Conn>,
     parser: ReplyParser,
+    /// FTPS settings, once `AUTH TLS` succeeded (kept after `CCC`: data
+    /// connections may stay protected).
+    tls: Option<ClientTls>,
+    /// `PROT P` is in effect: data connections are TLS.
+    pub prot_private: bool,
+    /// Data connections try to resume the control connection's TLS session
+    /// (default true; false shows a server refusing them).
+    pub tls_resume: bool,
     /// What was seen.
     pub transcript: Transcript,
     sockets: Arc<dyn SocketFactory>,
@@ -230,11 +300,12 @@ impl FtpClient {
         };
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
-        let (r, w) = stream.into_split();
         let mut c = FtpClient {
-            reader: LineReader::new(r, 64 * 1024),
-            writer: w,
+            reader: LineReader::new(Conn::Plain(stream), 64 * 1024),
             parser: ReplyParser::default(),
+            tls: None,
+            prot_private: false,
+            tls_resume: true,
             transcript,
             sockets,
             local,
@@ -282,10 +353,109 @@ impl FtpClient {
             line.to_string()
         };
         self.transcript.push('>', shown);
-        self.writer
-            .write_all(format!("{line}\r\n").as_bytes())
-            .await?;
+        let w = self.reader.get_mut();
+        w.write_all(format!("{line}\r\n").as_bytes()).await?;
+        w.flush().await?;
         Ok(())
+    }
+
+    /// Whether the control connection is TLS now.
+    pub fn control_is_tls(&self) -> bool {
+        matches!(self.reader.get_ref(), Conn::Tls(_))
+    }
+
+    /// `AUTH TLS`, then the TLS handshake when the server says 234.
+    /// Handshake failures are errors (the transcript says why).
+    pub async fn auth_tls(&mut self, tls: ClientTls) -> Result<Reply, ClientError> {
+        let r = self.cmd("AUTH TLS").await?;
+        if r.code != 234 {
+            return Ok(r);
+        }
+        let Conn::Plain(tcp) = std::mem::replace(self.reader.get_mut(), Conn::Switching) else {
+            return Err(ClientError::Io(io::Error::other("TLS is already on")));
+        };
+        let name = ClientTls::server_name(self.peer.ip());
+        let connector = tokio_rustls::TlsConnector::from(tls.resuming.clone());
+        match tokio::time::timeout(self.timeout, connector.connect(name, tcp)).await {
+            Ok(Ok(s)) => {
+                let (_, conn) = s.get_ref();
+                self.transcript.push(
+                    '#',
+                    format!(
+                        "TLS on the control connection ({:?}, {:?})",
+                        conn.protocol_version(),
+                        conn.negotiated_cipher_suite().map(|c| c.suite())
+                    ),
+                );
+                *self.reader.get_mut() = Conn::Tls(Box::new(s));
+                self.tls = Some(tls);
+                Ok(r)
+            }
+            Ok(Err(e)) => {
+                self.transcript.push('#', format!("TLS handshake failed: {e}"));
+                Err(ClientError::Io(io::Error::other(format!("TLS handshake failed: {e}"))))
+            }
+            Err(_) => {
+                self.transcript.push('#', "TLS handshake timed out");
+                Err(ClientError::Timeout(self.timeout))
+            }
+        }
+    }
+
+    /// `CCC`: on 200, both sides close TLS (`close_notify` both ways) and the
+    /// control connection goes on in clear text.
+    pub async fn ccc(&mut self) -> Result<Reply, ClientError> {
+        let r = self.cmd("CCC").await?;
+        if r.code != 200 {
+            return Ok(r);
+        }
+        let Conn::Tls(mut s) = std::mem::replace(self.reader.get_mut(), Conn::Switching) else {
+            return Err(ClientError::Io(io::Error::other("CCC without TLS")));
+        };
+        // The server's close_notify follows its 200: read up to it.
+        let mut sink = [0u8; 256];
+        let closed = tokio::time::timeout(self.timeout, async {
+            loop {
+                match s.read(&mut sink).await {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        })
+        .await
+        .map_err(|_| ClientError::Timeout(self.timeout))?;
+        closed?;
+        s.get_mut().1.send_close_notify();
+        s.flush().await?;
+        let (tcp, _) = s.into_inner();
+        *self.reader.get_mut() = Conn::Plain(tcp);
+        self.transcript
+            .push('#', "CCC: TLS closed, control connection in clear text");
+        Ok(r)
+    }
+
+    /// TLS on a data connection when `PROT P` is in effect (we are the TLS
+    /// client in both directions, as RFC 4217 says).
+    async fn protect(&self, tcp: TcpStream) -> io::Result<Conn> {
+        let Some(tls) = self.tls.as_ref().filter(|_| self.prot_private) else {
+            return Ok(Conn::Plain(tcp));
+        };
+        let config = if self.tls_resume {
+            tls.resuming.clone()
+        } else {
+            tls.fresh.clone()
+        };
+        let name = ClientTls::server_name(self.peer.ip());
+        let s = tokio::time::timeout(self.timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake on the data connection timed out"))??;
+        let resumed = s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        self.transcript.push(
+            '=',
+            format!("data TLS on ({})", if resumed { "session resumed" } else { "full handshake" }),
+        );
+        Ok(Conn::Tls(Box::new(s)))
     }
 
     /// Sends a command and reads its reply.
@@ -293,6 +463,13 @@ impl FtpClient {
         self.send_line(line).await?;
         let r = self.read_reply().await?;
         self.note_passive(&r);
+        if r.code == 200 {
+            match line.trim().to_ascii_uppercase().as_str() {
+                "PROT P" => self.prot_private = true,
+                "PROT C" => self.prot_private = false,
+                _ => {}
+            }
+        }
         Ok(r)
     }
 
@@ -479,7 +656,14 @@ impl FtpClient {
         mut result: Transfer,
         t0: Instant,
     ) -> Result<Transfer, ClientError> {
-        match move_data(stream, upload, self.timeout * 4).await {
+        let moved = match self.protect(stream).await {
+            Ok(conn) => move_data(conn, upload, self.timeout * 4).await,
+            Err(e) => {
+                self.transcript.push('=', format!("data TLS failed: {e}"));
+                Err(e)
+            }
+        };
+        match moved {
             Ok((bytes, data)) => {
                 result.bytes = bytes;
                 result.outcome = DataOutcome::Ok;
@@ -522,7 +706,7 @@ impl Transfer {
 }
 
 async fn move_data(
-    mut stream: TcpStream,
+    mut stream: Conn,
     upload: Option<&[u8]>,
     bound: Duration,
 ) -> io::Result<(u64, Vec<u8>)> {
@@ -531,6 +715,11 @@ async fn move_data(
             Some(bytes) => {
                 stream.write_all(bytes).await?;
                 stream.shutdown().await?;
+                // Wait for the server's close; dropping the socket with
+                // unread bytes (TLS session tickets) would send a RST that
+                // can cut off the end of the upload.
+                let mut rest = Vec::new();
+                let _ = stream.read_to_end(&mut rest).await;
                 Ok((bytes.len() as u64, Vec::new()))
             }
             None => {

@@ -19,4 +19,5 @@ pub mod profile;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod tls;
 pub mod topology;

@@ -79,6 +79,18 @@ pub struct RawConfig {
     pub anonymous_upload: Option<bool>,
     /// Optional log file (in addition to stderr).
     pub log_file: Option<PathBuf>,
+    /// PEM certificate chain for explicit FTPS (`AUTH TLS`); relative to
+    /// the config file.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// `off` (default: TLS offered, not required), `control` (login only
+    /// over TLS) or `all` (also every data connection: `PROT P`).
+    pub tls_required: Option<TlsRequired>,
+    /// TLS data connections must resume the control connection's TLS
+    /// session (default true, as ProFTPD and vsftpd require: a thief's data
+    /// connection cannot).
+    pub tls_session_reuse: Option<bool>,
     /// Pause after a failed login, milliseconds.
     pub login_failure_delay_ms: Option<u64>,
     /// Local users.
@@ -319,6 +331,26 @@ pub struct Config {
     pub vhosts: Vec<Vhost>,
     /// Log file.
     pub log_file: Option<PathBuf>,
+    /// FTPS, when `tls_cert` and `tls_key` are set.
+    #[serde(skip)]
+    pub tls: Option<crate::tls::TlsSetup>,
+    /// What must be protected.
+    pub tls_required: TlsRequired,
+    /// Data connections must resume this session's TLS session.
+    pub tls_session_reuse: bool,
+}
+
+/// `tls_required`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsRequired {
+    /// TLS offered, not required.
+    #[default]
+    Off,
+    /// USER/PASS only after `AUTH TLS` (and no `CCC`).
+    Control,
+    /// The control connection and every data connection (`PROT P`).
+    All,
 }
 
 /// Why a configuration was rejected.
@@ -602,6 +634,29 @@ impl Config {
                 s => Ok(Duration::from_secs(s)),
             }
         };
+        let rel = |p: &Path| {
+            if p.is_relative() {
+                path.parent().unwrap_or(Path::new(".")).join(p)
+            } else {
+                p.to_owned()
+            }
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("tls_key", "is required with tls_cert".into())),
+            (None, Some(_)) => return Err(invalid("tls_cert", "is required with tls_key".into())),
+            (Some(c), Some(k)) => Some(
+                crate::tls::TlsSetup::load(&rel(c), &rel(k))
+                    .map_err(|r| invalid(if r.starts_with("tls_key") { "tls_key" } else { "tls_cert" }, r))?,
+            ),
+        };
+        let tls_required = raw.tls_required.unwrap_or_default();
+        if tls.is_none() && tls_required != TlsRequired::Off {
+            return Err(invalid(
+                "tls_required",
+                "needs tls_cert and tls_key".into(),
+            ));
+        }
         let max_line = raw.limits.max_line.unwrap_or(defaults::MAX_LINE);
         if max_line < 64 {
             return Err(invalid(
@@ -661,6 +716,9 @@ impl Config {
             classes,
             vhosts,
             log_file: raw.log_file,
+            tls,
+            tls_required,
+            tls_session_reuse: raw.tls_session_reuse.unwrap_or(true),
         })
     }
 

@@ -39,3 +39,4 @@ pub mod pooled;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod tls;

@@ -11,6 +11,10 @@
 //!   `allow_foreign_address`, and a port of 1024 or above (RFC 2577).
 //! * A transfer runs as a task while the control connection keeps reading, so
 //!   `ABOR`, `STAT` and `NOOP` are answered during it.
+//! * FTPS (RFC 4217): `AUTH TLS` turns TLS on for the control connection,
+//!   `PBSZ 0` + `PROT P` for data connections (the server is the TLS server,
+//!   and by default a data connection must resume this session's TLS
+//!   session), `CCC` turns it off again on the control connection.
 
 use std::{
     io,
@@ -22,10 +26,7 @@ use std::{
 use tokio::{
     fs::File,
     io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter},
-    net::{
-        tcp::{OwnedReadHalf, OwnedWriteHalf},
-        TcpSocket, TcpStream,
-    },
+    net::{TcpSocket, TcpStream},
     sync::{oneshot, watch},
     task::JoinHandle,
     time::Instant,
@@ -33,7 +34,7 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    config::{Config, PrivatePortPolicy},
+    config::{Config, PrivatePortPolicy, TlsRequired},
     fs::Sandbox,
     passive::{bind_listener, PassiveListener, PortPool},
     protocol::{
@@ -41,6 +42,7 @@ use crate::{
         command::HELP_VERBS,
         Command, Line, LineReader, ParseError, Reply,
     },
+    tls::{accept_data_tls, ControlStream, DataStream, DataTlsError},
 };
 
 /// State shared by all sessions of one server.
@@ -115,8 +117,15 @@ struct Session {
     cfg: Arc<Config>,
     peer: SocketAddr,
     local: SocketAddr,
-    reader: LineReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    /// The control connection (replies are written through it too).
+    reader: LineReader<ControlStream>,
+    /// This session's TLS configuration (its own session cache), once
+    /// `AUTH TLS` succeeded.
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// `PBSZ` was given.
+    pbsz: bool,
+    /// `PROT P`: data connections are TLS.
+    prot_private: bool,
     sandbox: Sandbox,
     pending_user: Option<String>,
     user: Option<String>,
@@ -151,7 +160,6 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         .map(canon)
         .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into());
     let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
     let cfg = Arc::clone(&shared.config);
     let (masq, class) = cfg.masquerade_for(local.ip(), peer.ip());
     let masquerade = masq.ip();
@@ -159,8 +167,10 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         debug!(class, "client matches class");
     }
     let mut s = Session {
-        reader: LineReader::new(r, cfg.max_line),
-        writer: w,
+        reader: LineReader::new(ControlStream::new(stream), cfg.max_line),
+        tls: None,
+        pbsz: false,
+        prot_private: false,
         sandbox: Sandbox::new(cfg.root.clone()),
         shared,
         peer,
@@ -196,8 +206,9 @@ impl Session {
     }
 
     async fn send(&mut self, reply: Reply) -> io::Result<()> {
-        self.writer.write_all(reply.to_wire().as_bytes()).await?;
-        self.writer.flush().await
+        let w = self.reader.get_mut();
+        w.write_all(reply.to_wire().as_bytes()).await?;
+        w.flush().await
     }
 
     fn banner_addr(&self) -> IpAddr {
@@ -279,8 +290,17 @@ impl Session {
         use Command::*;
         let pre_login = matches!(
             cmd,
-            User(_) | Pass(_) | Quit | Syst | Feat | Opts(_) | Help | Noop
+            User(_) | Pass(_) | Quit | Syst | Feat | Opts(_) | Help | Noop | Auth(_) | Pbsz(_) | Prot(_)
         );
+        if matches!(cmd, User(_) | Pass(_))
+            && self.cfg.tls_required != TlsRequired::Off
+            && !self.reader.get_ref().is_tls()
+        {
+            info!("login refused: TLS required on the control connection");
+            self.reply(530, "TLS required on the control connection: use AUTH TLS first")
+                .await?;
+            return Ok(Flow::Continue);
+        }
         if self.user.is_none() && !pre_login {
             self.reply(530, "Please login with USER and PASS").await?;
             return Ok(Flow::Continue);
@@ -314,6 +334,11 @@ impl Session {
             }
             Syst => self.ok(215, "UNIX Type: L8").await,
             Feat => {
+                let tls_feats: &[&str] = if self.cfg.tls.is_some() {
+                    &[" AUTH TLS", " CCC", " PBSZ", " PROT"]
+                } else {
+                    &[]
+                };
                 let feats = [
                     "Features:",
                     " EPRT",
@@ -326,10 +351,11 @@ impl Session {
                     " UTF8",
                     "End",
                 ];
-                self.send(Reply::multi(
-                    211,
-                    feats.iter().map(|s| s.to_string()).collect(),
-                ))
+                let mut lines: Vec<String> = feats.iter().map(|s| s.to_string()).collect();
+                let end = lines.pop().unwrap_or_default();
+                lines.extend(tls_feats.iter().map(|s| s.to_string()));
+                lines.push(end);
+                self.send(Reply::multi(211, lines))
                 .await?;
                 Ok(Flow::Continue)
             }
@@ -457,6 +483,20 @@ impl Session {
                 Ok(Flow::Continue)
             }
             NotImplemented(v) => self.ok(502, format!("{v} not implemented")).await,
+            Auth(mech) => self.cmd_auth(mech).await,
+            Pbsz(size) => {
+                if !self.reader.get_ref().is_tls() {
+                    return self.ok(503, "PBSZ needs AUTH TLS first").await;
+                }
+                self.pbsz = true;
+                if size.trim() == "0" {
+                    self.ok(200, "PBSZ=0").await
+                } else {
+                    self.ok(200, "PBSZ=0 (only 0 is meaningful for TLS)").await
+                }
+            }
+            Prot(level) => self.cmd_prot(level).await,
+            Ccc => self.cmd_ccc().await,
         }
     }
 
@@ -853,6 +893,128 @@ impl Session {
         self.ok(200, format!("{verb} command successful")).await
     }
 
+    // ---- FTPS ----------------------------------------------------------------
+
+    async fn cmd_auth(&mut self, mech: String) -> Handled {
+        let mech = mech.trim().to_ascii_uppercase();
+        if !["TLS", "TLS-C", "SSL"].contains(&mech.as_str()) {
+            return self.ok(504, format!("AUTH {mech} not supported (use AUTH TLS)")).await;
+        }
+        let Some(setup) = self.cfg.tls.clone() else {
+            return self.ok(502, "AUTH TLS not available: no tls_cert configured").await;
+        };
+        if self.reader.get_ref().is_tls() {
+            return self.ok(503, "TLS is already on").await;
+        }
+        if self.reader.buffered() > 0 {
+            // Commands pipelined behind AUTH would cross into TLS unprotected.
+            warn!("data pipelined after AUTH TLS, closing control connection");
+            self.reply(503, "Nothing may follow AUTH TLS before the handshake").await?;
+            return Ok(Flow::Close);
+        }
+        self.reply(234, format!("AUTH {mech} successful")).await?;
+        let config = self.tls.get_or_insert_with(|| setup.for_session()).clone();
+        let deadline = self.cfg.timeout_login;
+        match tokio::time::timeout(deadline, self.reader.get_mut().start_tls(config)).await {
+            Ok(Ok(())) => {
+                info!(tls = %self.reader.get_ref().describe(), "TLS on the control connection");
+                // RFC 4217: a new security exchange resets the login.
+                self.user = None;
+                self.pending_user = None;
+                Ok(Flow::Continue)
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "TLS handshake on the control connection failed");
+                Ok(Flow::Close)
+            }
+            Err(_) => {
+                warn!("TLS handshake on the control connection timed out");
+                Ok(Flow::Close)
+            }
+        }
+    }
+
+    async fn cmd_prot(&mut self, level: String) -> Handled {
+        if !self.reader.get_ref().is_tls() && self.tls.is_none() {
+            return self.ok(503, "PROT needs AUTH TLS first").await;
+        }
+        if !self.pbsz {
+            return self.ok(503, "PROT needs PBSZ first").await;
+        }
+        match level.trim().to_ascii_uppercase().as_str() {
+            "P" => {
+                self.prot_private = true;
+                self.ok(200, "Protection set to Private").await
+            }
+            "C" if self.cfg.tls_required == TlsRequired::All => {
+                self.ok(534, "PROT C refused: tls_required = all").await
+            }
+            "C" => {
+                self.prot_private = false;
+                self.ok(200, "Protection set to Clear").await
+            }
+            "S" | "E" => self.ok(536, "PROT S and E are not supported").await,
+            other => self.ok(504, format!("PROT {other} not understood")).await,
+        }
+    }
+
+    async fn cmd_ccc(&mut self) -> Handled {
+        if !self.reader.get_ref().is_tls() {
+            return self.ok(533, "CCC needs a TLS control connection").await;
+        }
+        if self.cfg.tls_required != TlsRequired::Off {
+            return self.ok(534, "CCC refused: tls_required").await;
+        }
+        if self.reader.buffered() > 0 {
+            warn!("data pipelined after CCC, closing control connection");
+            self.reply(503, "Nothing may follow CCC before the TLS closure").await?;
+            return Ok(Flow::Close);
+        }
+        self.reply(200, "Clear command channel: TLS off on the control connection")
+            .await?;
+        match tokio::time::timeout(self.cfg.timeout_idle, self.reader.get_mut().stop_tls()).await {
+            Ok(Ok(())) => {
+                info!("CCC: control connection back in clear text (data protection unchanged)");
+                Ok(Flow::Continue)
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "CCC: TLS closure failed");
+                Ok(Flow::Close)
+            }
+            Err(_) => {
+                warn!("CCC: no close_notify from the client");
+                Ok(Flow::Close)
+            }
+        }
+    }
+
+    /// TLS on a fresh data connection when `PROT P` is in effect.
+    async fn protect(&mut self, stream: TcpStream) -> Result<DataStream, String> {
+        if !self.prot_private {
+            return Ok(DataStream::Plain(stream));
+        }
+        let Some(config) = self.tls.clone() else {
+            return Ok(DataStream::Plain(stream));
+        };
+        let reuse = self.cfg.tls_session_reuse;
+        let accept = accept_data_tls(stream, config, reuse);
+        match tokio::time::timeout(self.cfg.timeout_data_connect, accept).await {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(DataTlsError::NotResumed)) => {
+                warn!("TLS data connection refused: it did not resume this session's TLS session (tls_session_reuse)");
+                Err("TLS session of the control connection not resumed".into())
+            }
+            Ok(Err(DataTlsError::Handshake(e))) => {
+                warn!(error = %e, "TLS handshake on the data connection failed");
+                Err(format!("TLS handshake failed: {e}"))
+            }
+            Err(_) => {
+                warn!("TLS handshake on the data connection timed out");
+                Err("TLS handshake timed out".into())
+            }
+        }
+    }
+
     /// Turns the current plan into a connected data stream.
     async fn open_data(&mut self) -> io::Result<TcpStream> {
         match std::mem::replace(&mut self.data, DataPlan::None) {
@@ -891,7 +1053,7 @@ impl Session {
     /// control connection keeps answering ABOR/STAT/NOOP.
     async fn transfer<F, Fut>(&mut self, what: &str, job: F) -> Handled
     where
-        F: FnOnce(TcpStream) -> Fut,
+        F: FnOnce(DataStream) -> Fut,
         Fut: std::future::Future<Output = io::Result<u64>> + Send + 'static,
     {
         if matches!(self.data, DataPlan::None) {
@@ -900,6 +1062,11 @@ impl Session {
                     425,
                     "Unable to build data connection: use PORT or PASV first",
                 )
+                .await;
+        }
+        if self.cfg.tls_required == TlsRequired::All && !self.prot_private {
+            return self
+                .ok(521, "Data connections must be protected: use PBSZ 0 and PROT P")
                 .await;
         }
         let mode = if self.binary { "BINARY" } else { "ASCII" };
@@ -920,7 +1087,15 @@ impl Session {
                     .await;
             }
         };
-        debug!(data_peer = ?stream.peer_addr().ok(), data_local = ?stream.local_addr().ok(), "data connection open");
+        debug!(data_peer = ?stream.peer_addr().ok(), data_local = ?stream.local_addr().ok(), tls = self.prot_private, "data connection open");
+        let stream = match self.protect(stream).await {
+            Ok(s) => s,
+            Err(why) => {
+                return self
+                    .ok(425, format!("Unable to build data connection: {why}"))
+                    .await
+            }
+        };
         let mut task = tokio::spawn(job(stream));
         let result = loop {
             tokio::select! {
@@ -1109,7 +1284,7 @@ async fn accept_data(
 const CHUNK: usize = 256 * 1024;
 
 async fn send_file(
-    mut stream: TcpStream,
+    mut stream: DataStream,
     mut file: File,
     offset: u64,
     ascii: bool,
@@ -1143,7 +1318,15 @@ async fn send_file(
         out.flush().await?;
         total
     } else {
-        send_binary(&stream, file.into_std().await, offset).await?
+        match &mut stream {
+            DataStream::Plain(tcp) => send_binary(tcp, file.into_std().await, offset).await?,
+            tls => {
+                let mut reader = BufReader::with_capacity(CHUNK, file);
+                let n = tokio::io::copy_buf(&mut reader, tls).await?;
+                tls.flush().await?;
+                n
+            }
+        }
     };
     stream.shutdown().await?;
     Ok(total)
@@ -1224,7 +1407,7 @@ async fn recv_binary(stream: TcpStream, mut out: std::fs::File) -> io::Result<u6
 /// only on success. `keep` bytes of the existing file are kept first (REST
 /// offset for STOR, `u64::MAX` for APPE).
 async fn recv_file(
-    mut stream: TcpStream,
+    stream: DataStream,
     path: PathBuf,
     keep: u64,
     ascii: bool,
@@ -1245,12 +1428,15 @@ async fn recv_file(
                 tokio::io::copy(&mut existing.take(keep), &mut out).await?;
             }
         }
-        if !ascii {
-            let out = out.into_std().await;
-            let total = recv_binary(stream, out).await?;
-            tokio::fs::rename(&tmp, &path).await?;
-            return Ok(total);
-        }
+        let mut stream = match stream {
+            DataStream::Plain(tcp) if !ascii => {
+                let out = out.into_std().await;
+                let total = recv_binary(tcp, out).await?;
+                tokio::fs::rename(&tmp, &path).await?;
+                return Ok(total);
+            }
+            other => other,
+        };
         let mut out = BufWriter::with_capacity(CHUNK, out);
         let mut total = 0u64;
         if ascii {

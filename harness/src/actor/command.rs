@@ -15,6 +15,7 @@
 //! | `allow_foreign_address` | `true` or `false` |
 //! | `server_name` | banner name, or empty |
 //! | `max_clients`, `max_clients_per_ip` | limits (default 50 each) |
+//! | `tls_cert`, `tls_key` | PEM files of the scenario's test certificate (`tls = true`), or empty |
 //! | `log` | a file the server should log to (captured as its log) |
 //! | `dir` | a private state folder (pid files, scoreboards, …) |
 //! | `config` | the rendered template's path |
@@ -128,6 +129,9 @@ pub fn values(
         "max_clients_per_ip",
         raw.limits.max_clients_per_ip.unwrap_or(50).to_string(),
     );
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    v.insert("tls_cert", path(&raw.tls_cert));
+    v.insert("tls_key", path(&raw.tls_key));
     v.insert("log", log.display().to_string());
     v.insert("dir", dir.display().to_string());
     v.insert("config", config.display().to_string());

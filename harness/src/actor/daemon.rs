@@ -81,6 +81,9 @@ pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> 
     if !raw.user.is_empty() {
         return unsupported("[[user]]");
     }
+    if raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {
+        return unsupported("tls_required/tls_session_reuse (FTPS policy)");
+    }
     if raw.anonymous == Some(false)
         || raw.login_failure_delay_ms.is_some()
         || raw.limits.max_login_failures.is_some()

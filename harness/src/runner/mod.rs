@@ -266,6 +266,8 @@ pub struct Lab {
     pub topo: Topology,
     /// Where logs, pcaps and server roots live.
     pub dir: PathBuf,
+    /// The scenario's throw-away FTPS PKI (when a server has `tls = true`).
+    pub pki: Option<crate::tls::TestPki>,
 }
 
 impl Lab {
@@ -286,6 +288,7 @@ impl Lab {
             services: Vec::new(),
             gateways: HashMap::new(),
             dir: dir.to_owned(),
+            pki: None,
         };
         start_actors(&mut lab, pcap)?;
         Ok(lab)
@@ -553,6 +556,15 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         }
         let mut raw = server.config.clone();
+        if server.tls {
+            if env.pki.is_none() {
+                let pki = crate::tls::TestPki::generate(&dir.join("tls"), &scenario_ips(&env.scenario))?;
+                env.pki = Some(pki);
+            }
+            let pki = env.pki.as_ref().expect("set above");
+            raw.tls_cert = Some(pki.cert_pem.clone());
+            raw.tls_key = Some(pki.key_pem.clone());
+        }
         use crate::{actor, scenario::resolve::ServerKind};
         if let Some(cmd) = &server.command {
             let d = actor::command::start(
@@ -615,6 +627,8 @@ fn action_label(a: &Action) -> String {
             verb, path, mode, ..
         } => format!("{verb:?} {path} ({mode:?})").to_lowercase(),
         Action::Quit => "quit".into(),
+        Action::AuthTls => "AUTH TLS".into(),
+        Action::Ccc => "CCC".into(),
         Action::Hold => "hold a data connection open".into(),
         Action::External {
             tool,
@@ -770,9 +784,18 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
             path,
             mode,
             honour_pasv,
+            ftps,
         } => {
+            let ca = match (ftps, &env.pki) {
+                (false, _) => None,
+                (true, Some(p)) => Some(p.ca_pem.as_path()),
+                (true, None) => {
+                    seen.error = Some("ftps = true needs a server with tls = true in this scenario".into());
+                    return seen;
+                }
+            };
             let (program, args) =
-                external_command(*tool, *server, path, *mode, *honour_pasv, step.timeout);
+                external_command(*tool, *server, path, *mode, *honour_pasv, step.timeout, ca);
             let t0 = Instant::now();
             let mut t = crate::client::Transfer::empty();
             let run = async {
@@ -840,6 +863,20 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 }
                 Action::Send(line) => ftp.cmd(line).await.map(|r| seen.reply = Some(r)),
                 Action::Quit => ftp.cmd("QUIT").await.map(|r| seen.reply = Some(r)),
+                Action::AuthTls => match &env.pki {
+                    None => {
+                        seen.error = Some("auth_tls needs a server with tls = true in this scenario".into());
+                        Ok(())
+                    }
+                    Some(pki) => match crate::tls::ClientTls::new(&pki.ca_der) {
+                        Ok(tls) => ftp.auth_tls(tls).await.map(|r| seen.reply = Some(r)),
+                        Err(e) => {
+                            seen.error = Some(e);
+                            Ok(())
+                        }
+                    },
+                },
+                Action::Ccc => ftp.ccc().await.map(|r| seen.reply = Some(r)),
                 Action::Hold => {
                     let mut t = crate::client::Transfer::empty();
                     match ftp.last_passive {
@@ -863,7 +900,9 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                     path,
                     mode,
                     size,
+                    tls_resume,
                 } => {
+                    ftp.tls_resume = *tls_resume;
                     let cmd = match verb {
                         Verb::Retr => format!("RETR {path}"),
                         Verb::Stor => format!("STOR {path}"),
@@ -896,6 +935,28 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
     seen
 }
 
+/// Every address in a scenario (hosts, and where clients connect): the
+/// test certificate is valid for all of them.
+fn scenario_ips(sc: &Scenario) -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = sc
+        .hosts
+        .iter()
+        .flat_map(|h| h.addrs.iter().map(|a| a.addr()))
+        .collect();
+    fn walk(steps: &[Step], ips: &mut Vec<IpAddr>) {
+        for s in steps {
+            match &s.action {
+                Action::Connect { addr, .. } => ips.push(addr.ip()),
+                Action::External { server, .. } => ips.push(server.ip()),
+                Action::Parallel(inner) => walk(inner, ips),
+                _ => {}
+            }
+        }
+    }
+    walk(&sc.steps, &mut ips);
+    ips
+}
+
 /// The command line of a real client fetching `path` (output on stdout).
 pub fn external_command(
     tool: crate::scenario::resolve::Tool,
@@ -904,6 +965,7 @@ pub fn external_command(
     mode: crate::client::DataMode,
     honour_pasv: bool,
     timeout: Duration,
+    ftps_ca: Option<&Path>,
 ) -> (String, Vec<String>) {
     use crate::{client::DataMode as D, scenario::resolve::Tool};
     let secs = timeout.as_secs().max(1).to_string();
@@ -922,21 +984,45 @@ pub fn external_command(
             if honour_pasv {
                 a.push("--no-ftp-skip-pasv-ip".into());
             }
+            if let Some(ca) = ftps_ca {
+                // Explicit FTPS: AUTH TLS, PBSZ 0, PROT P (curl reuses the
+                // control connection's TLS session on data connections).
+                a.extend(["--ssl-reqd".to_string(), "--cacert".into(), ca.display().to_string()]);
+            }
             a.push(format!("ftp://{host}:{}/{path}", server.port()));
             ("curl".into(), a)
         }
         Tool::Lftp => {
             let passive = if mode == D::Port { "off" } else { "on" };
             let epsv = if mode == D::Epsv { "true" } else { "false" };
+            let tls = match ftps_ca {
+                Some(ca) => format!(
+                    "set ftp:ssl-allow true; set ftp:ssl-force true; set ftp:ssl-protect-data true; set ftp:ssl-protect-list true; set ssl:ca-file {}; set ssl:check-hostname true; ",
+                    ca.display()
+                ),
+                None => "set ftp:ssl-allow false; ".into(),
+            };
             let script = format!(
-                "set net:max-retries 1; set net:timeout {secs}; set ftp:passive-mode {passive}; set ftp:prefer-epsv {epsv}; set ftp:fix-pasv-address false; set ftp:auto-passive-mode false; open -p {} {host}; cat {path}",
+                "set net:max-retries 1; set net:timeout {secs}; set ftp:passive-mode {passive}; set ftp:prefer-epsv {epsv}; set ftp:fix-pasv-address false; set ftp:auto-passive-mode false; {tls}open -p {} {host}; cat {path}",
                 server.port()
             );
             ("lftp".into(), vec!["-c".into(), script])
         }
         Tool::Ftplib => {
+            let (make, prot) = match ftps_ca {
+                // ftplib's FTP_TLS does not resume the control session's TLS
+                // session on data connections.
+                Some(ca) => (
+                    format!(
+                        "import ssl\nf = ftplib.FTP_TLS(timeout={secs}, context=ssl.create_default_context(cafile={:?}))",
+                        ca.display().to_string()
+                    ),
+                    "f.prot_p()\n",
+                ),
+                None => (format!("f = ftplib.FTP(timeout={secs})"), ""),
+            };
             let script = format!(
-                "import ftplib, sys\nf = ftplib.FTP(timeout={secs})\nf.connect({host:?}, {})\nf.login()\nf.set_pasv({})\nf.retrbinary('RETR ' + {path:?}, sys.stdout.buffer.write)\nf.quit()\n",
+                "import ftplib, sys\n{make}\nf.connect({host:?}, {})\nf.login()\n{prot}f.set_pasv({})\nf.retrbinary('RETR ' + {path:?}, sys.stdout.buffer.write)\nf.quit()\n",
                 server.port(),
                 if mode == D::Port { "False" } else { "True" }
             );

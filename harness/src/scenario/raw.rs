@@ -212,6 +212,10 @@ pub struct RawServer {
     /// and `listen` default to the host's files and 0.0.0.0:21.
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub config: Option<Spanned<toml::Table>>,
+    /// FTPS: generate a throw-away test CA and a server certificate for
+    /// every address in the scenario (rcgen, at run time) and configure the
+    /// server with them (`tls_cert`, `tls_key`); clients trust that CA.
+    pub tls: Option<bool>,
 }
 
 /// One step. Exactly one action key per step.
@@ -249,6 +253,18 @@ pub struct RawStep {
     pub mode: Option<String>,
     /// Close the control connection with QUIT.
     pub quit: Option<bool>,
+    /// `AUTH TLS` and the TLS handshake on the control connection
+    /// (explicit FTPS; the server needs `tls = true`).
+    pub auth_tls: Option<bool>,
+    /// `CCC`: back to clear text on the control connection.
+    pub ccc: Option<bool>,
+    /// FTPS data connections (after `PROT P`) resume the control
+    /// connection's TLS session (default true); false makes a full
+    /// handshake, as a thief's connection would.
+    pub tls_resume: Option<bool>,
+    /// curl/lftp: explicit FTPS (`--ssl-reqd`, `ftp:ssl-force`), data
+    /// protected, trusting the scenario's test CA.
+    pub ftps: Option<bool>,
     /// Download with a real client from `host`: "addr:port/path".
     /// `mode` pasv (default), epsv or port.
     pub curl: Option<String>,

@@ -174,6 +174,8 @@ pub struct ServerSpec {
     pub config: ftpnat_server::config::RawConfig,
     /// A user's server (`ftpnat run --server command:…`), replacing `kind`.
     pub command: Option<std::sync::Arc<crate::actor::command::CommandSpec>>,
+    /// FTPS with a generated test certificate.
+    pub tls: bool,
 }
 
 /// Data-connection choice for transfers.
@@ -238,9 +240,15 @@ pub enum Action {
         mode: Mode,
         /// Upload size.
         size: u64,
+        /// FTPS data connections resume the control session's TLS session.
+        tls_resume: bool,
     },
     /// QUIT.
     Quit,
+    /// `AUTH TLS` and the handshake.
+    AuthTls,
+    /// `CCC`.
+    Ccc,
     /// A download by a real client program.
     External {
         /// Which program.
@@ -255,6 +263,8 @@ pub enum Action {
         mode: crate::client::DataMode,
         /// curl: honour the 227 address.
         honour_pasv: bool,
+        /// Explicit FTPS.
+        ftps: bool,
     },
     /// Connect to the pending passive address and keep the connection.
     Hold,
@@ -796,6 +806,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                     kind,
                     config,
                     command: None,
+                    tls: s.tls.unwrap_or(false),
                 })
             }
         };
@@ -860,6 +871,8 @@ fn resolve_step(
         s.list.is_some(),
         s.nlst.is_some(),
         s.quit.is_some(),
+        s.auth_tls.is_some(),
+        s.ccc.is_some(),
         s.hold.is_some(),
         s.curl.is_some() || s.lftp.is_some() || s.ftplib.is_some(),
         s.wait_log.is_some(),
@@ -871,7 +884,7 @@ fn resolve_step(
     .filter(|b| **b)
     .count();
     if actions != 1 {
-        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, hold, curl/lftp/ftplib, wait_log, check, scan, parallel".into()));
+        return Err(bad("needs exactly one of connect, login, send, retr, stor, list, nlst, quit, auth_tls, ccc, hold, curl/lftp/ftplib, wait_log, check, scan, parallel".into()));
     }
     let client_name = || -> Result<String, Diagnostic> {
         match &s.client {
@@ -954,10 +967,15 @@ fn resolve_step(
                 path,
                 mode,
                 size: s.size.unwrap_or(65536),
+                tls_resume: s.tls_resume.unwrap_or(true),
             },
         )
     } else if s.quit.is_some() {
         (client_name()?, Action::Quit)
+    } else if s.auth_tls.is_some() {
+        (client_name()?, Action::AuthTls)
+    } else if s.ccc.is_some() {
+        (client_name()?, Action::Ccc)
     } else if s.hold.is_some() {
         (client_name()?, Action::Hold)
     } else if let Some((tool, url)) = s
@@ -1005,6 +1023,7 @@ fn resolve_step(
                 path: path.to_string(),
                 mode,
                 honour_pasv: s.honour_pasv_address.unwrap_or(true),
+                ftps: s.ftps.unwrap_or(false),
             },
         )
     } else if let Some(pattern) = &s.wait_log {

@@ -76,8 +76,16 @@ pub enum Command {
     Stat(Option<String>),
     /// `HELP [topic]`
     Help,
-    /// `AUTH`, `PBSZ`, `PROT`, `ACCT`, `SMNT`, `REIN`, `STOU`, `ALLO`, `SITE`:
-    /// recognised, not implemented (502).
+    /// `AUTH TLS` (RFC 4217; `TLS-C` and `SSL` are synonyms)
+    Auth(String),
+    /// `PBSZ 0`
+    Pbsz(String),
+    /// `PROT C|P`
+    Prot(String),
+    /// `CCC` (clear command channel)
+    Ccc,
+    /// `ACCT`, `SMNT`, `REIN`, `STOU`, `ALLO`, `SITE`, …: recognised, not
+    /// implemented (502).
     NotImplemented(String),
 }
 
@@ -134,6 +142,10 @@ impl Command {
             Noop => "NOOP",
             Stat(_) => "STAT",
             Help => "HELP",
+            Auth(_) => "AUTH",
+            Pbsz(_) => "PBSZ",
+            Prot(_) => "PROT",
+            Ccc => "CCC",
             NotImplemented(_) => "NOT-IMPLEMENTED",
         }
     }
@@ -189,8 +201,13 @@ impl Command {
             "NOOP" => Noop,
             "STAT" => Stat(arg),
             "HELP" => Help,
-            "AUTH" | "PBSZ" | "PROT" | "ACCT" | "SMNT" | "REIN" | "STOU" | "ALLO" | "SITE"
-            | "CCC" | "MLST" | "LPRT" | "LPSV" => NotImplemented(verb_upper),
+            "AUTH" => Auth(need("AUTH")?),
+            "PBSZ" => Pbsz(need("PBSZ")?),
+            "PROT" => Prot(need("PROT")?),
+            "CCC" => Ccc,
+            "ACCT" | "SMNT" | "REIN" | "STOU" | "ALLO" | "SITE" | "MLST" | "LPRT" | "LPSV" => {
+                NotImplemented(verb_upper)
+            }
             _ => {
                 let shown: String = verb.chars().take(32).collect();
                 return Err(ParseError::Unknown(shown));
@@ -206,8 +223,8 @@ fn strip_telnet(line: &str) -> String {
 }
 
 /// The verbs listed by `HELP`.
-pub const HELP_VERBS: &str = "ABOR APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MODE \
-NLST NOOP OPTS PASS PASV PORT PWD QUIT REST RETR RMD RNFR RNTO SIZE STAT STOR STRU SYST TYPE USER";
+pub const HELP_VERBS: &str = "ABOR APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MODE \
+NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REST RETR RMD RNFR RNTO SIZE STAT STOR STRU SYST TYPE USER";
 
 #[cfg(test)]
 mod tests {
@@ -226,7 +243,8 @@ mod tests {
     #[case("LIST ", Command::List(None))]
     #[case("XPWD", Command::Pwd)]
     #[case("\u{fffd}\u{fffd}\u{fffd}\u{fffd}ABOR", Command::Abor)]
-    #[case("AUTH TLS", Command::NotImplemented("AUTH".into()))]
+    #[case("AUTH TLS", Command::Auth("TLS".into()))]
+    #[case("ccc", Command::Ccc)]
     fn parses(#[case] line: &str, #[case] expect: Command) {
         assert_eq!(Command::parse(line).unwrap(), expect);
     }

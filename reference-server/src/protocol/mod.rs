@@ -42,6 +42,22 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably (to write replies on it).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// Bytes read but not yet returned as lines (a client that pipelines
+    /// after `AUTH TLS` or `CCC` has some: they must not cross the switch).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
     /// Reads the next line. Cancel-safe: bytes already read stay buffered.
     pub async fn next_line(&mut self) -> std::io::Result<Line> {
         let mut discarding = false;
