@@ -128,7 +128,7 @@ name = "server"
 addr = "{server}/{lan_prefix}"
 services = [22, 3306, 8080]
 files = {{ "hello.txt" = "hello through the NAT\n" }}
-server = {{ kind = "{kind}", config = {{ @SERVER@{timeouts} }} }}
+server = {{ kind = "{kind}"@TLS@, config = {{ @SERVER@{timeouts} }} }}
 
 [[host]]
 name = "lanclient"
@@ -234,6 +234,14 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
             format!("{outside_login}{}", retr("pasv")),
         ),
         (
+            "ftps-passive",
+            format!("FTPS (AUTH TLS, PROT P) from outside: the ALG is blind, so the masquerade address and the forwarded range ({range}) must carry it"),
+            false,
+            "with TLS the FTP helper cannot see the 227: the passive range must be forwarded and accepted by rules of its own, not only as 'related' traffic of the helper",
+            format!("{masq}@WITH_TLS@"),
+            format!("[[step]]\nclient = \"client\"\nconnect = \"{wan_ip}:21\"\ntimeout_ms = 2000\nexpect = {{ code = 220 }}\n[[step]]\nauth_tls = true\nexpect = {{ code = 234 }}\n[[step]]\nsend = \"PBSZ 0\"\nexpect = {{ code = 200 }}\n[[step]]\nsend = \"PROT P\"\nexpect = {{ code = 200 }}\n[[step]]\nlogin = \"anonymous\"\nexpect = {{ code = 230 }}\n{}", retr("pasv")),
+        ),
+        (
             "hairpin",
             format!("inside clients reaching the server via {wan_ip}"),
             false,
@@ -258,7 +266,16 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
                 needs,
                 req,
                 cause,
-                format!("{}{steps}", topology.replace("@SERVER@", &server)),
+                {
+                    let (server, tls) = match server.strip_suffix("@WITH_TLS@") {
+                        Some(s) => (s.to_string(), ", tls = true"),
+                        None => (server, ""),
+                    };
+                    format!(
+                        "{}{steps}",
+                        topology.replace("@SERVER@", &server).replace("@TLS@", tls)
+                    )
+                },
             )
         })
         .collect();
