@@ -80,6 +80,10 @@ pub struct Profile {
     /// (address mismatch)`, `SECURITY VIOLATION`, …).
     #[serde(default)]
     pub reference_log: bool,
+    /// Whether it does explicit FTPS (scenarios with `tls = true` servers);
+    /// default false.
+    #[serde(default)]
+    pub tls: bool,
     /// Point → the reply it gives there.
     #[serde(default)]
     pub replies: BTreeMap<String, Reply>,
@@ -190,6 +194,9 @@ impl Profile {
             return nope(why.clone());
         }
         let mut out = sc.clone();
+        if !self.tls && out.hosts.iter().any(|h| h.server.as_ref().is_some_and(|s| s.tls)) {
+            return nope("it does not do FTPS (no `tls = true` in the profile)".into());
+        }
         for h in &mut out.hosts {
             let Some(server) = &mut h.server else {
                 continue;

@@ -75,6 +75,9 @@ pub fn values(
 ) -> Result<BTreeMap<&'static str, String>, String> {
     let unsupported = |k: &str| Err(format!("{k} is not supported by this server (command)"));
     daemon::reject_reference_only(raw, "this server (command)")?;
+    if raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {
+        return unsupported("tls_required/tls_session_reuse");
+    }
     if raw.passive_exhausted.is_some() || raw.passive_wait_ms.is_some() {
         return unsupported("passive_exhausted");
     }

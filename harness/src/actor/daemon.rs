@@ -81,14 +81,19 @@ pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> 
     if !raw.user.is_empty() {
         return unsupported("[[user]]");
     }
-    if raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {
-        return unsupported("tls_required/tls_session_reuse (FTPS policy)");
-    }
     if raw.anonymous == Some(false)
         || raw.login_failure_delay_ms.is_some()
         || raw.limits.max_login_failures.is_some()
     {
         return unsupported("login policy (anonymous = false, login failure delay/limit)");
+    }
+    Ok(())
+}
+
+/// Rejects FTPS settings for a server kind that does not do FTPS here.
+pub fn reject_tls(raw: &RawConfig, name: &str) -> Result<(), String> {
+    if raw.tls_cert.is_some() || raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {
+        return Err(format!("FTPS (tls) is not supported by {name}"));
     }
     Ok(())
 }

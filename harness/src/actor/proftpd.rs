@@ -56,6 +56,7 @@ pub fn render(
         return unsupported("timeouts.data_connect");
     }
     daemon::reject_reference_only(raw, "proftpd")?;
+    daemon::reject_tls(raw, "proftpd")?;
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }

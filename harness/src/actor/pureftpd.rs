@@ -72,6 +72,7 @@ pub fn args(
         return unsupported("limits.deny");
     }
     daemon::reject_reference_only(raw, "pure-ftpd")?;
+    daemon::reject_tls(raw, "pure-ftpd")?;
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }

@@ -119,6 +119,35 @@ pub fn render(
     if let Some(t) = raw.timeouts.idle {
         c.push(format!("idle_session_timeout={t}"));
     }
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => {
+            use ftpnat_server::config::TlsRequired;
+            let required = raw.tls_required.unwrap_or_default();
+            let yes = |b: bool| if b { "YES" } else { "NO" };
+            c.push("ssl_enable=YES".into());
+            c.push("allow_anon_ssl=YES".into());
+            c.push(format!("rsa_cert_file={}", cert.display()));
+            c.push(format!("rsa_private_key_file={}", key.display()));
+            // vsftpd's default cipher list (DES-CBC3-SHA) has nothing a
+            // modern client offers.
+            c.push("ssl_ciphers=HIGH".into());
+            c.push("ssl_request_cert=NO".into());
+            c.push(format!(
+                "require_ssl_reuse={}",
+                yes(raw.tls_session_reuse.unwrap_or(true))
+            ));
+            c.push(format!(
+                "force_anon_logins_ssl={}",
+                yes(required != TlsRequired::Off)
+            ));
+            c.push(format!(
+                "force_anon_data_ssl={}",
+                yes(required == TlsRequired::All)
+            ));
+        }
+        (None, None) if raw.tls_required.is_none() && raw.tls_session_reuse.is_none() => {}
+        _ => return unsupported("tls_required/tls_session_reuse without tls"),
+    }
     Ok((c.join("\n") + "\n", addr))
 }
 
@@ -139,9 +168,26 @@ pub fn start(
     let (conf, addr) = render(raw, root, &empty, &log_path)?;
     let conf_path = dir.join(format!("{label}-vsftpd.conf"));
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
+    if raw.anonymous_upload == Some(true) {
+        // vsftpd refuses a writable anonymous root: uploads go into its
+        // folders, which the anonymous user (ftp_username=daemon) owns.
+        writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    }
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg(&conf_path);
     Daemon::start(ns, cmd, addr, dir, label, "vsftpd", log_path)
+}
+
+/// Gives every folder below `root` (not `root` itself) to uid/gid 1.
+fn writable_subdirs(root: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(root)? {
+        let p = e?.path();
+        if p.is_dir() && !p.is_symlink() {
+            std::os::unix::fs::chown(&p, Some(1), Some(1))?;
+            writable_subdirs(&p)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
