@@ -14,20 +14,22 @@ done
 # ever starts in the root namespace. Their shared libraries are installed
 # (libraries only). package:binary-inside-the-package
 peers=target/peers
-servers=(vsftpd:usr/sbin/vsftpd proftpd-core:usr/sbin/proftpd pure-ftpd:usr/sbin/pure-ftpd)
+# package:file-inside-it[:folder under target/peers]
+servers=(vsftpd:usr/sbin/vsftpd proftpd-core:usr/sbin/proftpd pure-ftpd:usr/sbin/pure-ftpd
+  proftpd-mod-crypto:usr/lib/proftpd/mod_tls.so:proftpd)
 libs=(libwrap0 libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3 libsodium23)
 unpack=()
-for pair in "${servers[@]}"; do
-  pkg=${pair%%:*}; bin=${pair#*:}
-  dir=$peers/${pkg%-core}
-  [ -x "$dir/$bin" ] || unpack+=("$pkg")
+for entry in "${servers[@]}"; do
+  IFS=: read -r pkg file folder <<<"$entry"
+  dir=$peers/${folder:-${pkg%-core}}
+  [ -e "$dir/$file" ] || unpack+=("$pkg:${folder:-${pkg%-core}}")
 done
 for lib in "${libs[@]}"; do
   dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || need+=("$lib")
 done
 if [ ${#need[@]} -gt 0 ] || [ ${#unpack[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    echo "ci/test.sh: missing: ${need[*]} ${unpack[*]} — run as root so apt can fetch them" >&2
+    echo "ci/test.sh: missing: ${need[*]} ${unpack[*]%%:*} — run as root so apt can fetch them" >&2
     exit 2
   fi
   export DEBIAN_FRONTEND=noninteractive
@@ -36,9 +38,9 @@ if [ ${#need[@]} -gt 0 ] || [ ${#unpack[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need[@]}"
   fi
   mkdir -p "$peers"
-  for pkg in "${unpack[@]}"; do
-    dir=${pkg%-core}
-    (cd "$peers" && rm -rf "$dir" && apt-get download -qq "$pkg" 2>/dev/null \
+  for entry in "${unpack[@]}"; do
+    pkg=${entry%%:*}; dir=${entry#*:}
+    (cd "$peers" && apt-get download -qq "$pkg" 2>/dev/null \
       && dpkg -x "${pkg}"_*.deb "$dir" && rm -f "${pkg}"_*.deb)
   done
 fi

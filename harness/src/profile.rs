@@ -261,10 +261,14 @@ impl Profile {
         if let Some(i) = last {
             if i + 1 < out.steps.len() {
                 let p = out.steps[i].point.clone().unwrap_or_default();
+                let (a, b) = (out.steps[i + 1].index, out.steps[out.steps.len() - 1].index);
+                let which = if a == b {
+                    format!("step {a}")
+                } else {
+                    format!("steps {a}-{b}")
+                };
                 notes.push(format!(
-                    "steps {}-{} not run: at point {p} this server gives its final answer at once (profile {})",
-                    out.steps[i + 1].index,
-                    out.steps[out.steps.len() - 1].index,
+                    "{which} not run: at point {p} this server gives its final answer at once (profile {})",
                     self.name
                 ));
                 out.steps.truncate(i + 1);

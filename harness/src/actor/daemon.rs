@@ -90,6 +90,18 @@ pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> 
     Ok(())
 }
 
+/// Gives every folder below `root` (not `root` itself) to uid/gid 1.
+pub fn writable_subdirs(root: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(root)? {
+        let p = e?.path();
+        if p.is_dir() && !p.is_symlink() {
+            std::os::unix::fs::chown(&p, Some(1), Some(1))?;
+            writable_subdirs(&p)?;
+        }
+    }
+    Ok(())
+}
+
 /// Rejects FTPS settings for a server kind that does not do FTPS here.
 pub fn reject_tls(raw: &RawConfig, name: &str) -> Result<(), String> {
     if raw.tls_cert.is_some() || raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {

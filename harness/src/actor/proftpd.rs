@@ -41,6 +41,7 @@ pub fn render(
     root: &Path,
     state: &Path,
     log: &Path,
+    modules: Option<&Path>,
 ) -> Result<(String, std::net::SocketAddr), String> {
     let unsupported = |k: &str| Err(format!("{k} is not supported by proftpd"));
     match raw.passive_exhausted {
@@ -56,7 +57,6 @@ pub fn render(
         return unsupported("timeouts.data_connect");
     }
     daemon::reject_reference_only(raw, "proftpd")?;
-    daemon::reject_tls(raw, "proftpd")?;
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }
@@ -148,7 +148,46 @@ pub fn render(
         ));
     }
     c.push("</Anonymous>".into());
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => {
+            use ftpnat_server::config::TlsRequired;
+            let Some(modules) = modules else {
+                return unsupported("FTPS (mod_tls.so not found: ci/test.sh unpacks proftpd-mod-crypto)");
+            };
+            c.push(format!("ModulePath {}", modules.display()));
+            c.push("LoadModule mod_tls.c".into());
+            c.push("TLSEngine on".into());
+            c.push("TLSProtocol TLSv1.2 TLSv1.3".into());
+            // rcgen's keys are ECDSA; an RSA key would go to TLSRSA….
+            c.push(format!("TLSECCertificateFile {}", cert.display()));
+            c.push(format!("TLSECCertificateKeyFile {}", key.display()));
+            c.push("TLSVerifyClient off".into());
+            c.push("TLSRenegotiate none".into());
+            c.push(format!("TLSLog {}", state.join("tls.log").display()));
+            c.push(format!(
+                "TLSRequired {}",
+                match raw.tls_required.unwrap_or_default() {
+                    TlsRequired::Off => "off",
+                    TlsRequired::Control => "ctrl",
+                    TlsRequired::All => "on",
+                }
+            ));
+            // mod_tls requires data connections to reuse the control
+            // connection's TLS session unless told otherwise.
+            if raw.tls_session_reuse == Some(false) {
+                c.push("TLSOptions NoSessionReuseRequired".into());
+            }
+        }
+        (None, None) if raw.tls_required.is_none() && raw.tls_session_reuse.is_none() => {}
+        _ => return unsupported("tls_required/tls_session_reuse without tls"),
+    }
     Ok((c.join("\n") + "\n", addr))
+}
+
+/// Where Debian's proftpd-mod-crypto put mod_tls.so, next to the binary.
+fn module_dir(bin: &Path) -> Option<PathBuf> {
+    let dir = bin.parent()?.parent()?.join("lib/proftpd");
+    dir.join("mod_tls.so").exists().then_some(dir)
 }
 
 /// Writes the config and starts proftpd (`-n`, in the foreground) in `ns`;
@@ -165,7 +204,12 @@ pub fn start(
     std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
     let log_path = dir.join(format!("{label}-server.log"));
     std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
-    let (conf, addr) = render(raw, root, &state, &log_path)?;
+    if raw.anonymous_upload == Some(true) {
+        // Uploads go into the root's folders, owned by the anonymous user.
+        daemon::writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    }
+    let modules = module_dir(&bin);
+    let (conf, addr) = render(raw, root, &state, &log_path, modules.as_deref())?;
     let conf_path = dir.join(format!("{label}-proftpd.conf"));
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new(&bin);
@@ -183,7 +227,7 @@ mod tests {
             "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\nallow_foreign_address = true\nlisten = [\"192.168.1.2:21\"]\nlimits = { deny = [\"pasv\", \"EPSV\"] }\n",
         )
         .unwrap();
-        let (c, addr) = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l")).unwrap();
+        let (c, addr) = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l"), None).unwrap();
         assert_eq!(addr.to_string(), "192.168.1.2:21");
         for line in [
             "MasqueradeAddress 203.0.113.1",
@@ -209,7 +253,7 @@ mod tests {
             ("limits = { deny = [\"PA SV\"] }", "is not a command name"),
         ] {
             let raw: RawConfig = toml::from_str(toml).unwrap();
-            let e = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l")).unwrap_err();
+            let e = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l"), None).unwrap_err();
             assert!(e.contains(err), "{toml}: {e}");
         }
     }

@@ -72,7 +72,9 @@ pub fn args(
         return unsupported("limits.deny");
     }
     daemon::reject_reference_only(raw, "pure-ftpd")?;
-    daemon::reject_tls(raw, "pure-ftpd")?;
+    if raw.tls_session_reuse == Some(true) {
+        return unsupported("tls_session_reuse (it never requires it)");
+    }
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }
@@ -92,6 +94,24 @@ pub fn args(
         format!("clf:{}", xferlog.display()),
     ];
     a.push(if addr.is_ipv6() { "-6" } else { "-4" }.into());
+    match (&raw.tls_cert, &raw.tls_key) {
+        (Some(cert), Some(key)) => {
+            use ftpnat_server::config::TlsRequired;
+            a.push("-2".into());
+            a.push(format!("{},{}", cert.display(), key.display()));
+            a.push("-Y".into());
+            a.push(
+                match raw.tls_required.unwrap_or_default() {
+                    TlsRequired::Off => "1",
+                    TlsRequired::Control => "2",
+                    TlsRequired::All => "3",
+                }
+                .into(),
+            );
+        }
+        (None, None) if raw.tls_required.is_none() => {}
+        _ => return unsupported("tls_required without tls"),
+    }
     if raw.anonymous_upload != Some(true) {
         a.push("-i".into());
     }
@@ -159,6 +179,10 @@ pub fn start(
         "ftp:x:1:1::{}:/usr/sbin/nologin\n",
         root.display()
     ));
+    if raw.anonymous_upload == Some(true) {
+        // Uploads go into the root's folders, owned by the `ftp` account.
+        daemon::writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    }
     let passwd_path = dir.join(format!("{label}-pure-ftpd.passwd"));
     std::fs::write(&passwd_path, passwd).map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new(&bin);

@@ -171,23 +171,11 @@ pub fn start(
     if raw.anonymous_upload == Some(true) {
         // vsftpd refuses a writable anonymous root: uploads go into its
         // folders, which the anonymous user (ftp_username=daemon) owns.
-        writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        daemon::writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
     }
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg(&conf_path);
     Daemon::start(ns, cmd, addr, dir, label, "vsftpd", log_path)
-}
-
-/// Gives every folder below `root` (not `root` itself) to uid/gid 1.
-fn writable_subdirs(root: &Path) -> std::io::Result<()> {
-    for e in std::fs::read_dir(root)? {
-        let p = e?.path();
-        if p.is_dir() && !p.is_symlink() {
-            std::os::unix::fs::chown(&p, Some(1), Some(1))?;
-            writable_subdirs(&p)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
