@@ -392,8 +392,11 @@ impl FtpClient {
                 Ok(r)
             }
             Ok(Err(e)) => {
-                self.transcript.push('#', format!("TLS handshake failed: {e}"));
-                Err(ClientError::Io(io::Error::other(format!("TLS handshake failed: {e}"))))
+                self.transcript
+                    .push('#', format!("TLS handshake failed: {e}"));
+                Err(ClientError::Io(io::Error::other(format!(
+                    "TLS handshake failed: {e}"
+                ))))
             }
             Err(_) => {
                 self.transcript.push('#', "TLS handshake timed out");
@@ -447,13 +450,28 @@ impl FtpClient {
             tls.fresh.clone()
         };
         let name = ClientTls::server_name(self.peer.ip());
-        let s = tokio::time::timeout(self.timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake on the data connection timed out"))??;
+        let s = tokio::time::timeout(
+            self.timeout,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::TimedOut,
+                "TLS handshake on the data connection timed out",
+            )
+        })??;
         let resumed = s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         self.transcript.push(
             '=',
-            format!("data TLS on ({})", if resumed { "session resumed" } else { "full handshake" }),
+            format!(
+                "data TLS on ({})",
+                if resumed {
+                    "session resumed"
+                } else {
+                    "full handshake"
+                }
+            ),
         );
         Ok(Conn::Tls(Box::new(s)))
     }

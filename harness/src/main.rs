@@ -797,7 +797,10 @@ fn main() -> ExitCode {
                         return ExitCode::from(2);
                     }
                 };
-                let profile = match profile.map(|f| ftpnat::profile::Profile::load(&f)).transpose() {
+                let profile = match profile
+                    .map(|f| ftpnat::profile::Profile::load(&f))
+                    .transpose()
+                {
                     Ok(p) => p.map(std::sync::Arc::new),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -820,10 +823,7 @@ fn main() -> ExitCode {
                         Engine::Sim => EngineKind::Sim,
                         Engine::Kernel => EngineKind::Kernel,
                     };
-                    columns.push(format!(
-                        "{name} / {}",
-                        format!("{engine:?}").to_lowercase()
-                    ));
+                    columns.push(format!("{name} / {}", format!("{engine:?}").to_lowercase()));
                     let opts = RunOptions {
                         engine: Some(engine_kind),
                         ..base.clone()

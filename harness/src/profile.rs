@@ -194,7 +194,12 @@ impl Profile {
             return nope(why.clone());
         }
         let mut out = sc.clone();
-        if !self.tls && out.hosts.iter().any(|h| h.server.as_ref().is_some_and(|s| s.tls)) {
+        if !self.tls
+            && out
+                .hosts
+                .iter()
+                .any(|h| h.server.as_ref().is_some_and(|s| s.tls))
+        {
             return nope("it does not do FTPS (no `tls = true` in the profile)".into());
         }
         for h in &mut out.hosts {

@@ -55,7 +55,10 @@ impl TestPki {
             Ok(p)
         };
         let ca_pem = write("ca.pem", ca_cert.pem())?;
-        let cert_pem = write("server.pem", format!("{}{}", leaf_cert.pem(), ca_cert.pem()))?;
+        let cert_pem = write(
+            "server.pem",
+            format!("{}{}", leaf_cert.pem(), ca_cert.pem()),
+        )?;
         let key_pem = write("server.key", key.serialize_pem())?;
         Ok(TestPki {
             ca_der: ca_cert.der().clone(),

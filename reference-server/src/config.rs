@@ -645,17 +645,22 @@ impl Config {
             (None, None) => None,
             (Some(_), None) => return Err(invalid("tls_key", "is required with tls_cert".into())),
             (None, Some(_)) => return Err(invalid("tls_cert", "is required with tls_key".into())),
-            (Some(c), Some(k)) => Some(
-                crate::tls::TlsSetup::load(&rel(c), &rel(k))
-                    .map_err(|r| invalid(if r.starts_with("tls_key") { "tls_key" } else { "tls_cert" }, r))?,
-            ),
+            (Some(c), Some(k)) => {
+                Some(crate::tls::TlsSetup::load(&rel(c), &rel(k)).map_err(|r| {
+                    invalid(
+                        if r.starts_with("tls_key") {
+                            "tls_key"
+                        } else {
+                            "tls_cert"
+                        },
+                        r,
+                    )
+                })?)
+            }
         };
         let tls_required = raw.tls_required.unwrap_or_default();
         if tls.is_none() && tls_required != TlsRequired::Off {
-            return Err(invalid(
-                "tls_required",
-                "needs tls_cert and tls_key".into(),
-            ));
+            return Err(invalid("tls_required", "needs tls_cert and tls_key".into()));
         }
         let max_line = raw.limits.max_line.unwrap_or(defaults::MAX_LINE);
         if max_line < 64 {

@@ -290,15 +290,29 @@ impl Session {
         use Command::*;
         let pre_login = matches!(
             cmd,
-            User(_) | Pass(_) | Quit | Syst | Feat | Opts(_) | Help | Noop | Auth(_) | Pbsz(_) | Prot(_)
+            User(_)
+                | Pass(_)
+                | Quit
+                | Syst
+                | Feat
+                | Opts(_)
+                | Help
+                | Noop
+                | Auth(_)
+                | Pbsz(_)
+                | Prot(_)
+                | Ccc
         );
         if matches!(cmd, User(_) | Pass(_))
             && self.cfg.tls_required != TlsRequired::Off
             && !self.reader.get_ref().is_tls()
         {
             info!("login refused: TLS required on the control connection");
-            self.reply(530, "TLS required on the control connection: use AUTH TLS first")
-                .await?;
+            self.reply(
+                530,
+                "TLS required on the control connection: use AUTH TLS first",
+            )
+            .await?;
             return Ok(Flow::Continue);
         }
         if self.user.is_none() && !pre_login {
@@ -355,8 +369,7 @@ impl Session {
                 let end = lines.pop().unwrap_or_default();
                 lines.extend(tls_feats.iter().map(|s| s.to_string()));
                 lines.push(end);
-                self.send(Reply::multi(211, lines))
-                .await?;
+                self.send(Reply::multi(211, lines)).await?;
                 Ok(Flow::Continue)
             }
             Opts(arg) => {
@@ -898,10 +911,14 @@ impl Session {
     async fn cmd_auth(&mut self, mech: String) -> Handled {
         let mech = mech.trim().to_ascii_uppercase();
         if !["TLS", "TLS-C", "SSL"].contains(&mech.as_str()) {
-            return self.ok(504, format!("AUTH {mech} not supported (use AUTH TLS)")).await;
+            return self
+                .ok(504, format!("AUTH {mech} not supported (use AUTH TLS)"))
+                .await;
         }
         let Some(setup) = self.cfg.tls.clone() else {
-            return self.ok(502, "AUTH TLS not available: no tls_cert configured").await;
+            return self
+                .ok(502, "AUTH TLS not available: no tls_cert configured")
+                .await;
         };
         if self.reader.get_ref().is_tls() {
             return self.ok(503, "TLS is already on").await;
@@ -909,7 +926,8 @@ impl Session {
         if self.reader.buffered() > 0 {
             // Commands pipelined behind AUTH would cross into TLS unprotected.
             warn!("data pipelined after AUTH TLS, closing control connection");
-            self.reply(503, "Nothing may follow AUTH TLS before the handshake").await?;
+            self.reply(503, "Nothing may follow AUTH TLS before the handshake")
+                .await?;
             return Ok(Flow::Close);
         }
         self.reply(234, format!("AUTH {mech} successful")).await?;
@@ -967,11 +985,15 @@ impl Session {
         }
         if self.reader.buffered() > 0 {
             warn!("data pipelined after CCC, closing control connection");
-            self.reply(503, "Nothing may follow CCC before the TLS closure").await?;
+            self.reply(503, "Nothing may follow CCC before the TLS closure")
+                .await?;
             return Ok(Flow::Close);
         }
-        self.reply(200, "Clear command channel: TLS off on the control connection")
-            .await?;
+        self.reply(
+            200,
+            "Clear command channel: TLS off on the control connection",
+        )
+        .await?;
         match tokio::time::timeout(self.cfg.timeout_idle, self.reader.get_mut().stop_tls()).await {
             Ok(Ok(())) => {
                 info!("CCC: control connection back in clear text (data protection unchanged)");
@@ -1066,7 +1088,10 @@ impl Session {
         }
         if self.cfg.tls_required == TlsRequired::All && !self.prot_private {
             return self
-                .ok(521, "Data connections must be protected: use PBSZ 0 and PROT P")
+                .ok(
+                    521,
+                    "Data connections must be protected: use PBSZ 0 and PROT P",
+                )
                 .await;
         }
         let mode = if self.binary { "BINARY" } else { "ASCII" };
@@ -1406,12 +1431,7 @@ async fn recv_binary(stream: TcpStream, mut out: std::fs::File) -> io::Result<u6
 /// Receives into a temporary file next to `path` and renames it into place
 /// only on success. `keep` bytes of the existing file are kept first (REST
 /// offset for STOR, `u64::MAX` for APPE).
-async fn recv_file(
-    stream: DataStream,
-    path: PathBuf,
-    keep: u64,
-    ascii: bool,
-) -> io::Result<u64> {
+async fn recv_file(stream: DataStream, path: PathBuf, keep: u64, ascii: bool) -> io::Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
     let name = path
         .file_name()

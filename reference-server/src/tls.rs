@@ -54,7 +54,10 @@ impl TlsSetup {
             .collect::<Result<_, _>>()
             .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?;
         if certs.is_empty() {
-            return Err(format!("tls_cert {}: no certificate in the file", cert.display()));
+            return Err(format!(
+                "tls_cert {}: no certificate in the file",
+                cert.display()
+            ));
         }
         let key = PrivateKeyDer::from_pem_file(key)
             .map_err(|e| format!("tls_key {}: {e}", key.display()))?;
@@ -188,7 +191,7 @@ impl ControlStream {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
             Err(e) => return Err(e),
         }
-        let len = u16::from_be_bytes([head[3], head[4]]) as usize;
+        let len = record_len(&head)?;
         let mut rec = Vec::with_capacity(5 + len);
         rec.extend_from_slice(&head);
         rec.resize(5 + len, 0);
@@ -243,6 +246,21 @@ impl ControlStream {
     }
 }
 
+/// The body length of a TLS record from its 5-byte header, or an error
+/// when the header is not one (so garbage fails at once instead of waiting
+/// for up to 64 KiB that will never come).
+fn record_len(head: &[u8]) -> io::Result<usize> {
+    let len = u16::from_be_bytes([head[3], head[4]]) as usize;
+    // Content types 20-24, protocol version 3.x, at most 2^14 + 2048 bytes.
+    if !(20..=24).contains(&head[0]) || head[1] != 3 || len > 16384 + 2048 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a TLS record on the control connection",
+        ));
+    }
+    Ok(len)
+}
+
 impl AsyncRead for ControlStream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -269,7 +287,7 @@ impl AsyncRead for ControlStream {
             let want = if have < 5 {
                 5
             } else {
-                5 + u16::from_be_bytes([this.rec[3], this.rec[4]]) as usize
+                5 + record_len(&this.rec[..5])?
             };
             this.rec.resize(want, 0);
             let mut rb = ReadBuf::new(&mut this.rec[have..want]);
@@ -287,9 +305,7 @@ impl AsyncRead for ControlStream {
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            if this.rec.len() >= 5
-                && this.rec.len() == 5 + u16::from_be_bytes([this.rec[3], this.rec[4]]) as usize
-            {
+            if this.rec.len() >= 5 && this.rec.len() == 5 + record_len(&this.rec[..5])? {
                 let rec = std::mem::take(&mut this.rec);
                 this.feed(&rec)?;
             }

@@ -132,7 +132,11 @@ pub fn values(
         "max_clients_per_ip",
         raw.limits.max_clients_per_ip.unwrap_or(50).to_string(),
     );
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let path = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
     v.insert("tls_cert", path(&raw.tls_cert));
     v.insert("tls_key", path(&raw.tls_key));
     v.insert("log", log.display().to_string());

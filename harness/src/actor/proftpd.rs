@@ -152,7 +152,9 @@ pub fn render(
         (Some(cert), Some(key)) => {
             use ftpnat_server::config::TlsRequired;
             let Some(modules) = modules else {
-                return unsupported("FTPS (mod_tls.so not found: ci/test.sh unpacks proftpd-mod-crypto)");
+                return unsupported(
+                    "FTPS (mod_tls.so not found: ci/test.sh unpacks proftpd-mod-crypto)",
+                );
             };
             c.push(format!("ModulePath {}", modules.display()));
             c.push("LoadModule mod_tls.c".into());
@@ -227,7 +229,14 @@ mod tests {
             "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\nallow_foreign_address = true\nlisten = [\"192.168.1.2:21\"]\nlimits = { deny = [\"pasv\", \"EPSV\"] }\n",
         )
         .unwrap();
-        let (c, addr) = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l"), None).unwrap();
+        let (c, addr) = render(
+            &raw,
+            Path::new("/r"),
+            Path::new("/s"),
+            Path::new("/l"),
+            None,
+        )
+        .unwrap();
         assert_eq!(addr.to_string(), "192.168.1.2:21");
         for line in [
             "MasqueradeAddress 203.0.113.1",
@@ -253,7 +262,14 @@ mod tests {
             ("limits = { deny = [\"PA SV\"] }", "is not a command name"),
         ] {
             let raw: RawConfig = toml::from_str(toml).unwrap();
-            let e = render(&raw, Path::new("/r"), Path::new("/s"), Path::new("/l"), None).unwrap_err();
+            let e = render(
+                &raw,
+                Path::new("/r"),
+                Path::new("/s"),
+                Path::new("/l"),
+                None,
+            )
+            .unwrap_err();
             assert!(e.contains(err), "{toml}: {e}");
         }
     }

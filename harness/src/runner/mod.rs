@@ -558,7 +558,8 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         let mut raw = server.config.clone();
         if server.tls {
             if env.pki.is_none() {
-                let pki = crate::tls::TestPki::generate(&dir.join("tls"), &scenario_ips(&env.scenario))?;
+                let pki =
+                    crate::tls::TestPki::generate(&dir.join("tls"), &scenario_ips(&env.scenario))?;
                 env.pki = Some(pki);
             }
             let pki = env.pki.as_ref().expect("set above");
@@ -790,7 +791,8 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 (false, _) => None,
                 (true, Some(p)) => Some(p.ca_pem.as_path()),
                 (true, None) => {
-                    seen.error = Some("ftps = true needs a server with tls = true in this scenario".into());
+                    seen.error =
+                        Some("ftps = true needs a server with tls = true in this scenario".into());
                     return seen;
                 }
             };
@@ -865,7 +867,8 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                 Action::Quit => ftp.cmd("QUIT").await.map(|r| seen.reply = Some(r)),
                 Action::AuthTls => match &env.pki {
                     None => {
-                        seen.error = Some("auth_tls needs a server with tls = true in this scenario".into());
+                        seen.error =
+                            Some("auth_tls needs a server with tls = true in this scenario".into());
                         Ok(())
                     }
                     Some(pki) => match crate::tls::ClientTls::new(&pki.ca_der) {
@@ -987,7 +990,11 @@ pub fn external_command(
             if let Some(ca) = ftps_ca {
                 // Explicit FTPS: AUTH TLS, PBSZ 0, PROT P (curl reuses the
                 // control connection's TLS session on data connections).
-                a.extend(["--ssl-reqd".to_string(), "--cacert".into(), ca.display().to_string()]);
+                a.extend([
+                    "--ssl-reqd".to_string(),
+                    "--cacert".into(),
+                    ca.display().to_string(),
+                ]);
             }
             a.push(format!("ftp://{host}:{}/{path}", server.port()));
             ("curl".into(), a)

@@ -261,22 +261,16 @@ server = {{ kind = "reference", config = {{ passive_ports = [61000, 61010] }} }}
     let rows = rows
         .into_iter()
         .map(|(n, needs, req, cause, server, steps)| {
-            (
-                n,
-                needs,
-                req,
-                cause,
-                {
-                    let (server, tls) = match server.strip_suffix("@WITH_TLS@") {
-                        Some(s) => (s.to_string(), ", tls = true"),
-                        None => (server, ""),
-                    };
-                    format!(
-                        "{}{steps}",
-                        topology.replace("@SERVER@", &server).replace("@TLS@", tls)
-                    )
-                },
-            )
+            (n, needs, req, cause, {
+                let (server, tls) = match server.strip_suffix("@WITH_TLS@") {
+                    Some(s) => (s.to_string(), ", tls = true"),
+                    None => (server, ""),
+                };
+                format!(
+                    "{}{steps}",
+                    topology.replace("@SERVER@", &server).replace("@TLS@", tls)
+                )
+            })
         })
         .collect();
     Ok(Battery { rows })

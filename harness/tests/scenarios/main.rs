@@ -691,7 +691,7 @@ fn with_status<'a>(r: &'a Verdicts, status: &str) -> Vec<&'a str> {
 #[case::vsftpd("vsftpd", &["rfc2428-ipv6-control-and-data", "rfc2577-passive-port-theft"], &[])]
 #[case::proftpd(
     "proftpd",
-    &["port-mismatch-active-behind-nat-alg-off", "rfc2428-ipv6-control-and-data"],
+    &["ftps-active-behind-nat-refused", "port-mismatch-active-behind-nat-alg-off", "rfc2428-ipv6-control-and-data"],
     &["alg-pasv-only-breaks-eprt"]
 )]
 #[case::pure_ftpd(

@@ -1,6 +1,7 @@
 //! The reference server on loopback: every NAT behaviour of issue 3 as a test.
 //! Current-thread runtimes, so the log capture sees every task's events.
 
+mod ftps;
 mod peers;
 mod util;
 
