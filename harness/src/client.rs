@@ -438,6 +438,12 @@ impl FtpClient {
         Ok(r)
     }
 
+    /// A data connection as the session's protection level wants it: TLS
+    /// (resuming the control connection's session) after `PROT P`.
+    pub async fn protect_data(&self, tcp: TcpStream) -> io::Result<Conn> {
+        self.protect(tcp).await
+    }
+
     /// TLS on a data connection when `PROT P` is in effect (we are the TLS
     /// client in both directions, as RFC 4217 says).
     async fn protect(&self, tcp: TcpStream) -> io::Result<Conn> {

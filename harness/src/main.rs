@@ -327,6 +327,10 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
         /// Rounds; each row reports the median round.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Also measure every server over explicit FTPS (AUTH TLS, PROT P,
+        /// session reuse), with its ratio to plain FTP in the same run.
+        #[arg(long)]
+        tls: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
@@ -994,13 +998,14 @@ fn main() -> ExitCode {
             servers,
             paths,
             repeat,
+            tls,
             format,
         } => {
             if !(1..=16384).contains(&size_mib) {
                 eprintln!("error: --size-mib from 1 to 16384");
                 return ExitCode::from(2);
             }
-            let rows = match runner::speed::run(&servers, &paths, size_mib << 20, repeat) {
+            let rows = match runner::speed::run(&servers, &paths, size_mib << 20, repeat, tls) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -1013,17 +1018,19 @@ fn main() -> ExitCode {
                     serde_json::to_string_pretty(&rows).unwrap_or_default()
                 ),
                 Format::Human => {
-                    outln!("| path | server | transfer | MiB/s | × vsftpd | server CPU s/GiB |");
-                    outln!("|---|---|---|---|---|---|");
+                    outln!("| path | server | transfer | MiB/s | × vsftpd | × plain | server CPU s/GiB |");
+                    outln!("|---|---|---|---|---|---|---|");
                     for r in &rows {
                         outln!(
-                            "| {:?} | {} | {} {} MiB | {:.0} | {} | {:.2} |",
+                            "| {:?} | {}{} | {} {} MiB | {:.0} | {} | {} | {:.2} |",
                             r.path,
                             r.server,
+                            if r.tls { " (FTPS)" } else { "" },
                             r.direction,
                             r.bytes >> 20,
                             r.mib_per_s,
                             r.vs_vsftpd.map_or("–".into(), |v| format!("{v:.2}")),
+                            r.vs_plain.map_or("–".into(), |v| format!("{v:.2}")),
                             r.cpu_s_per_gib
                         );
                     }

@@ -44,6 +44,8 @@ pub enum PathKind {
 pub struct SpeedRow {
     /// Server.
     pub server: String,
+    /// Explicit FTPS (`AUTH TLS`, `PROT P`) rather than plain FTP.
+    pub tls: bool,
     /// Path.
     pub path: PathKind,
     /// `RETR` or `STOR`.
@@ -56,8 +58,10 @@ pub struct SpeedRow {
     pub mib_per_s: f64,
     /// Server CPU seconds (user + system) per GiB moved.
     pub cpu_s_per_gib: f64,
-    /// This row's MiB/s ÷ vsftpd's on the same path and direction.
+    /// This row's MiB/s ÷ vsftpd's on the same path, direction and mode.
     pub vs_vsftpd: Option<f64>,
+    /// FTPS rows: this row's MiB/s ÷ the same server's plain FTP row.
+    pub vs_plain: Option<f64>,
 }
 
 /// The `ftpnat-server` binary next to this one (or `$FTPNAT_SERVER_BIN`).
@@ -165,11 +169,24 @@ fn start_server(
     ns: Arc<Netns>,
     root: &Path,
     dir: &Path,
+    pki: Option<&crate::tls::TestPki>,
 ) -> Result<Daemon, String> {
-    let raw: ftpnat_server::config::RawConfig = toml::from_str(
+    let mut raw: ftpnat_server::config::RawConfig = toml::from_str(
         "passive_ports = [60000, 60010]\nanonymous_upload = true\nlisten = [\"0.0.0.0:21\"]\n",
     )
     .map_err(|e| e.to_string())?;
+    let tls_keys = match pki {
+        Some(p) => {
+            raw.tls_cert = Some(p.cert_pem.clone());
+            raw.tls_key = Some(p.key_pem.clone());
+            format!(
+                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                p.cert_pem.display(),
+                p.key_pem.display()
+            )
+        }
+        None => String::new(),
+    };
     match kind {
         ServerKind::Vsftpd => crate::actor::vsftpd::start(ns, &raw, root, dir, "speed"),
         ServerKind::Proftpd => crate::actor::proftpd::start(ns, &raw, root, dir, "speed"),
@@ -180,7 +197,7 @@ fn start_server(
             std::fs::write(
                 &conf,
                 format!(
-                    "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nlog_file = \"{}\"\n",
+                    "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nlog_file = \"{}\"\n{tls_keys}",
                     root.display(),
                     log.display()
                 ),
@@ -202,7 +219,12 @@ fn start_server(
 }
 
 /// One RETR and one STOR of `size` bytes against `kind` over `path`.
-pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedRow>, String> {
+pub fn measure(
+    kind: ServerKind,
+    path: PathKind,
+    size: u64,
+    tls: bool,
+) -> Result<Vec<SpeedRow>, String> {
     let dir = crate::topology::netns::run_tempdir().map_err(|e| e.to_string())?;
     let sc = scenario::parse(TOPOLOGY, Path::new("speed.toml")).map_err(|d| d.to_string())?;
     let lab = Lab::start(&sc, dir.path(), false)?;
@@ -219,7 +241,25 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
     .map_err(|e| e.to_string())?;
     write_blob(&root.join("big.bin"), size).map_err(|e| e.to_string())?;
     let server_ns = Arc::clone(lab.topo.ns("server"));
-    let mut daemon = start_server(kind, Arc::clone(&server_ns), &root, dir.path())?;
+    let pki = if tls {
+        let ips = [
+            "127.0.0.1".parse().expect("literal"),
+            "192.168.1.2".parse().expect("literal"),
+        ];
+        Some(crate::tls::TestPki::generate(
+            &dir.path().join("tls"),
+            &ips,
+        )?)
+    } else {
+        None
+    };
+    let mut daemon = start_server(
+        kind,
+        Arc::clone(&server_ns),
+        &root,
+        dir.path(),
+        pki.as_ref(),
+    )?;
     let daemon_pid = daemon.pid();
     let (sockets, target): (_, SocketAddr) = match path {
         PathKind::Loopback => (
@@ -247,6 +287,19 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
         if banner.code != 220 {
             return Err(format!("banner {banner:?}"));
         }
+        if let Some(p) = &pki {
+            let tls = crate::tls::ClientTls::new(&p.ca_der)?;
+            let r = c.auth_tls(tls).await.map_err(|e| e.to_string())?;
+            if r.code != 234 {
+                return Err(format!("AUTH TLS: {r:?}"));
+            }
+            for cmd in ["PBSZ 0", "PROT P"] {
+                let r = c.cmd(cmd).await.map_err(|e| e.to_string())?;
+                if r.code != 200 {
+                    return Err(format!("{cmd}: {r:?}"));
+                }
+            }
+        }
         let r = c
             .login("anonymous", "speed@")
             .await
@@ -259,7 +312,7 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
         for direction in ["RETR", "STOR"] {
             let r = c.cmd("PASV").await.map_err(|e| e.to_string())?;
             let data_at = pasv_addr(&r).ok_or_else(|| format!("PASV: {r:?}"))?;
-            let mut data = c
+            let tcp = c
                 .connect_data(SocketAddr::V4(data_at))
                 .await
                 .map_err(|e| format!("data connection: {e}"))?;
@@ -277,6 +330,11 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
             if r.code != 150 && r.code != 125 {
                 return Err(format!("{line}: {r:?}"));
             }
+            // TLS (PROT P) after the 150, as FTPS clients do.
+            let mut data = c
+                .protect_data(tcp)
+                .await
+                .map_err(|e| format!("data TLS: {e}"))?;
             let mut buf = vec![0u8; 1 << 20];
             let mut moved = 0u64;
             if direction == "RETR" {
@@ -294,6 +352,10 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
                     moved += n as u64;
                 }
                 data.shutdown().await.map_err(|e| e.to_string())?;
+                // Until the server closes: dropping with unread bytes (TLS
+                // session tickets) would reset the connection.
+                let mut rest = Vec::new();
+                let _ = data.read_to_end(&mut rest).await;
             }
             drop(data);
             let done = c.read_reply().await.map_err(|e| e.to_string())?;
@@ -305,6 +367,7 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
             let gib = size as f64 / f64::from(1u32 << 30);
             rows.push(SpeedRow {
                 server: kind.name().to_string(),
+                tls,
                 path,
                 direction,
                 bytes: size,
@@ -312,6 +375,7 @@ pub fn measure(kind: ServerKind, path: PathKind, size: u64) -> Result<Vec<SpeedR
                 mib_per_s: size as f64 / f64::from(1u32 << 20) / seconds,
                 cpu_s_per_gib: cpu_seconds(&before, &after) / gib,
                 vs_vsftpd: None,
+                vs_plain: None,
             });
         }
         let _ = c.cmd("QUIT").await;
@@ -331,13 +395,17 @@ pub fn run(
     paths: &[PathKind],
     size: u64,
     repeat: usize,
+    with_tls: bool,
 ) -> Result<Vec<SpeedRow>, String> {
+    let modes: &[bool] = if with_tls { &[false, true] } else { &[false] };
     let mut rounds: Vec<Vec<SpeedRow>> = Vec::new();
     for _ in 0..repeat.max(1) {
         let mut round = Vec::new();
         for path in paths {
             for kind in kinds {
-                round.extend(measure(*kind, *path, size)?);
+                for tls in modes {
+                    round.extend(measure(*kind, *path, size, *tls)?);
+                }
             }
         }
         rounds.push(round);
@@ -348,13 +416,25 @@ pub fn run(
         samples.sort_by(|a, b| a.mib_per_s.total_cmp(&b.mib_per_s));
         rows.push(samples.swap_remove(samples.len() / 2));
     }
-    let base: HashMap<(PathKind, &str), f64> = rows
+    let base: HashMap<(PathKind, &str, bool), f64> = rows
         .iter()
         .filter(|r| r.server == "vsftpd")
-        .map(|r| ((r.path, r.direction), r.mib_per_s))
+        .map(|r| ((r.path, r.direction, r.tls), r.mib_per_s))
+        .collect();
+    let plain: HashMap<(PathKind, &str, String), f64> = rows
+        .iter()
+        .filter(|r| !r.tls)
+        .map(|r| ((r.path, r.direction, r.server.clone()), r.mib_per_s))
         .collect();
     for r in &mut rows {
-        r.vs_vsftpd = base.get(&(r.path, r.direction)).map(|b| r.mib_per_s / b);
+        r.vs_vsftpd = base
+            .get(&(r.path, r.direction, r.tls))
+            .map(|b| r.mib_per_s / b);
+        if r.tls {
+            r.vs_plain = plain
+                .get(&(r.path, r.direction, r.server.clone()))
+                .map(|b| r.mib_per_s / b);
+        }
     }
     Ok(rows)
 }

@@ -907,9 +907,10 @@ fn burst_of_clients_through_the_nat_all_get_a_control_connection() {
     assert!(failed.get("login failed").is_none(), "{failed}");
 }
 
-/// `ftpnat speed` moves every byte both ways for each server and path
-/// (a short size here; the README's figures use 1 GiB) and reports each
-/// row against vsftpd's.
+/// `ftpnat speed --tls` moves every byte both ways for each server and
+/// path, in plain FTP and over FTPS (a short size here; the README's
+/// figures use 1 GiB), and reports each row against vsftpd's and each FTPS
+/// row against the same server's plain one.
 #[test]
 fn speed_runs_retr_and_stor_for_each_server_and_path() {
     require_root();
@@ -920,6 +921,7 @@ fn speed_runs_retr_and_stor_for_each_server_and_path() {
             "16",
             "--repeat",
             "1",
+            "--tls",
             "--format",
             "json",
         ])
@@ -932,11 +934,12 @@ fn speed_runs_retr_and_stor_for_each_server_and_path() {
     );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 3 * 2 * 2, "{rows:?}");
+    assert_eq!(rows.len(), 3 * 2 * 2 * 2, "{rows:?}");
     for r in rows {
         assert_eq!(r["bytes"], 16 << 20, "{r}");
         assert!(r["mib_per_s"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["vs_vsftpd"].as_f64().is_some(), "{r}");
+        assert_eq!(r["vs_plain"].as_f64().is_some(), r["tls"] == true, "{r}");
     }
 }
 
