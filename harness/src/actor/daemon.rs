@@ -90,16 +90,24 @@ pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> 
     Ok(())
 }
 
-/// Gives every folder below `root` (not `root` itself) to uid/gid 1.
-pub fn writable_subdirs(root: &Path) -> std::io::Result<()> {
-    for e in std::fs::read_dir(root)? {
-        let p = e?.path();
-        if p.is_dir() && !p.is_symlink() {
-            std::os::unix::fs::chown(&p, Some(1), Some(1))?;
-            writable_subdirs(&p)?;
+/// With `anonymous_upload = true`, gives every folder below `root` (not
+/// `root` itself: vsftpd refuses a writable anonymous root) to uid/gid 1,
+/// the anonymous account of the real servers, so uploads into them work.
+pub fn prepare_uploads(raw: &RawConfig, root: &Path) -> Result<(), String> {
+    fn give(dir: &Path) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if p.is_dir() && !p.is_symlink() {
+                std::os::unix::fs::chown(&p, Some(1), Some(1))?;
+                give(&p)?;
+            }
         }
+        Ok(())
     }
-    Ok(())
+    if raw.anonymous_upload != Some(true) {
+        return Ok(());
+    }
+    give(root).map_err(|e| format!("{}: {e}", root.display()))
 }
 
 /// Rejects FTPS settings for a server kind that does not do FTPS here.

@@ -206,10 +206,7 @@ pub fn start(
     std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
     let log_path = dir.join(format!("{label}-server.log"));
     std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
-    if raw.anonymous_upload == Some(true) {
-        // Uploads go into the root's folders, owned by the anonymous user.
-        daemon::writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    }
+    daemon::prepare_uploads(raw, root)?;
     let modules = module_dir(&bin);
     let (conf, addr) = render(raw, root, &state, &log_path, modules.as_deref())?;
     let conf_path = dir.join(format!("{label}-proftpd.conf"));

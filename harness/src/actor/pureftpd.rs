@@ -179,10 +179,7 @@ pub fn start(
         "ftp:x:1:1::{}:/usr/sbin/nologin\n",
         root.display()
     ));
-    if raw.anonymous_upload == Some(true) {
-        // Uploads go into the root's folders, owned by the `ftp` account.
-        daemon::writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    }
+    daemon::prepare_uploads(raw, root)?;
     let passwd_path = dir.join(format!("{label}-pure-ftpd.passwd"));
     std::fs::write(&passwd_path, passwd).map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new(&bin);

@@ -168,11 +168,7 @@ pub fn start(
     let (conf, addr) = render(raw, root, &empty, &log_path)?;
     let conf_path = dir.join(format!("{label}-vsftpd.conf"));
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    if raw.anonymous_upload == Some(true) {
-        // vsftpd refuses a writable anonymous root: uploads go into its
-        // folders, which the anonymous user (ftp_username=daemon) owns.
-        daemon::writable_subdirs(root).map_err(|e| format!("{}: {e}", root.display()))?;
-    }
+    daemon::prepare_uploads(raw, root)?;
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg(&conf_path);
     Daemon::start(ns, cmd, addr, dir, label, "vsftpd", log_path)

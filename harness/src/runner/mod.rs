@@ -176,15 +176,6 @@ impl Seen {
     }
 }
 
-/// How a real server kind is started.
-type ExternalStart = fn(
-    Arc<crate::topology::Netns>,
-    &ftpnat_server::config::RawConfig,
-    &std::path::Path,
-    &std::path::Path,
-    &str,
-) -> Result<crate::actor::daemon::Daemon, String>;
-
 /// A running server actor.
 #[derive(Debug)]
 pub enum Server {
@@ -567,34 +558,20 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             raw.tls_key = Some(pki.key_pem.clone());
         }
         use crate::{actor, scenario::resolve::ServerKind};
-        if let Some(cmd) = &server.command {
-            let d = actor::command::start(
-                cmd,
-                Arc::clone(env.topo.ns(&h.name)),
-                &raw,
-                &root,
-                &dir,
-                &sanitize(&h.name),
-            )
-            .map_err(|e| format!("server on {}: {e}", h.name))?;
-            env.servers.insert(h.name.clone(), Server::External(d));
-            continue;
-        }
-        let start = match server.kind {
-            ServerKind::Reference => None,
-            ServerKind::Vsftpd => Some(actor::vsftpd::start as ExternalStart),
-            ServerKind::Proftpd => Some(actor::proftpd::start as ExternalStart),
-            ServerKind::PureFtpd => Some(actor::pureftpd::start as ExternalStart),
+        let (ns, label) = (Arc::clone(env.topo.ns(&h.name)), sanitize(&h.name));
+        let external = match (&server.command, server.kind) {
+            (Some(cmd), _) => Some(actor::command::start(cmd, ns, &raw, &root, &dir, &label)),
+            (None, ServerKind::Reference) => None,
+            (None, ServerKind::Vsftpd) => Some(actor::vsftpd::start(ns, &raw, &root, &dir, &label)),
+            (None, ServerKind::Proftpd) => {
+                Some(actor::proftpd::start(ns, &raw, &root, &dir, &label))
+            }
+            (None, ServerKind::PureFtpd) => {
+                Some(actor::pureftpd::start(ns, &raw, &root, &dir, &label))
+            }
         };
-        if let Some(start) = start {
-            let d = start(
-                Arc::clone(env.topo.ns(&h.name)),
-                &raw,
-                &root,
-                &dir,
-                &sanitize(&h.name),
-            )
-            .map_err(|e| format!("server on {}: {e}", h.name))?;
+        if let Some(d) = external {
+            let d = d.map_err(|e| format!("server on {}: {e}", h.name))?;
             env.servers.insert(h.name.clone(), Server::External(d));
             continue;
         }

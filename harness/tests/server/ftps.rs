@@ -24,6 +24,23 @@ async fn tls_server(extra: &str) -> (TestServer, TestPki, tempfile::TempDir) {
     (srv, pki, dir)
 }
 
+/// Connected, `AUTH TLS`, `PBSZ 0`, `PROT P`, logged in.
+async fn protected_session(srv: &TestServer, pki: &TestPki) -> ftpnat::client::FtpClient {
+    let (mut c, _) = srv.connect().await;
+    let r = c
+        .auth_tls(ClientTls::new(&pki.ca_der).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(r.code, 234);
+    assert_eq!(c.cmd("PBSZ 0").await.unwrap().code, 200);
+    assert_eq!(c.cmd("PROT P").await.unwrap().code, 200);
+    assert_eq!(
+        c.login("anonymous", "x@example.test").await.unwrap().code,
+        230
+    );
+    c
+}
+
 #[tokio::test]
 async fn auth_tls_then_protected_transfers_both_ways_with_session_reuse() {
     let (srv, pki, _d) = tls_server("").await;
@@ -77,13 +94,7 @@ async fn auth_tls_then_protected_transfers_both_ways_with_session_reuse() {
 #[tokio::test]
 async fn a_data_connection_that_does_not_resume_the_session_is_refused() {
     let (srv, pki, _d) = tls_server("").await;
-    let (mut c, _) = srv.connect().await;
-    c.auth_tls(ClientTls::new(&pki.ca_der).unwrap())
-        .await
-        .unwrap();
-    c.cmd("PBSZ 0").await.unwrap();
-    c.cmd("PROT P").await.unwrap();
-    c.login("anonymous", "x@example.test").await.unwrap();
+    let mut c = protected_session(&srv, &pki).await;
     c.tls_resume = false;
     let t = c
         .transfer(DataMode::Pasv, "RETR hello.txt", None)
@@ -108,13 +119,7 @@ async fn a_data_connection_that_does_not_resume_the_session_is_refused() {
 #[tokio::test]
 async fn session_reuse_can_be_switched_off() {
     let (srv, pki, _d) = tls_server("tls_session_reuse = false").await;
-    let (mut c, _) = srv.connect().await;
-    c.auth_tls(ClientTls::new(&pki.ca_der).unwrap())
-        .await
-        .unwrap();
-    c.cmd("PBSZ 0").await.unwrap();
-    c.cmd("PROT P").await.unwrap();
-    c.login("anonymous", "x@example.test").await.unwrap();
+    let mut c = protected_session(&srv, &pki).await;
     c.tls_resume = false;
     let t = c
         .transfer(DataMode::Pasv, "RETR hello.txt", None)
@@ -152,13 +157,7 @@ async fn tls_required_refuses_clear_logins_and_clear_data() {
 #[tokio::test]
 async fn ccc_returns_to_clear_text_and_data_stays_protected() {
     let (srv, pki, _d) = tls_server("").await;
-    let (mut c, _) = srv.connect().await;
-    c.auth_tls(ClientTls::new(&pki.ca_der).unwrap())
-        .await
-        .unwrap();
-    c.cmd("PBSZ 0").await.unwrap();
-    c.cmd("PROT P").await.unwrap();
-    c.login("anonymous", "x@example.test").await.unwrap();
+    let mut c = protected_session(&srv, &pki).await;
     assert_eq!(c.ccc().await.unwrap().code, 200);
     assert!(!c.control_is_tls());
     assert_eq!(c.cmd("TYPE I").await.unwrap().code, 200);
