@@ -71,6 +71,14 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Substrate {
+    /// Network namespaces made by ftpnat.
+    Netns,
+    /// Docker containers (an offline holder image), the same links inside.
+    Docker,
+}
+
 #[derive(Copy, Clone, Debug, ValueEnum)]
 enum Format {
     Human,
@@ -157,6 +165,10 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
         /// differ, and what it cannot do.
         #[arg(long, value_name = "FILE")]
         profile: Option<PathBuf>,
+        /// Where hosts and gateways live: bare network namespaces (default)
+        /// or Docker containers (network mode none, wired by ftpnat).
+        #[arg(long, value_enum, default_value = "netns")]
+        substrate: Substrate,
     },
     /// Run scenarios across server kinds × engines and print a Markdown table
     /// of which behaviour holds for which peer.
@@ -498,11 +510,12 @@ fn main() -> ExitCode {
             | Cmd::Speed { .. }
     ) {
         if let Ok(s) = ftpnat::topology::sweep() {
-            if !s.namespaces.is_empty() || !s.tempdirs.is_empty() {
+            if !s.namespaces.is_empty() || !s.tempdirs.is_empty() || !s.containers.is_empty() {
                 eprintln!(
-                    "swept {} namespace(s) and {} temporary folder(s) left by dead runs",
+                    "swept {} namespace(s), {} temporary folder(s) and {} container(s) left by dead runs",
                     s.namespaces.len(),
-                    s.tempdirs.len()
+                    s.tempdirs.len(),
+                    s.containers.len()
                 );
             }
         }
@@ -523,6 +536,7 @@ fn main() -> ExitCode {
             server,
             server_config,
             profile,
+            substrate,
         } => {
             let command = match server
                 .map(|s| ftpnat::actor::command::CommandSpec::parse(&s, server_config))
@@ -594,6 +608,7 @@ fn main() -> ExitCode {
                     Engine::Sim => EngineKind::Sim,
                     Engine::Kernel => EngineKind::Kernel,
                 }),
+                docker: substrate == Substrate::Docker,
             };
             let jobs = jobs.unwrap_or_else(default_jobs);
             let human = matches!(format, Format::Human);
@@ -1096,12 +1111,13 @@ fn main() -> ExitCode {
         Cmd::Clean => match ftpnat::topology::sweep() {
             Ok(s) => {
                 outln!(
-                    "removed {} namespace(s), killed {} process(es), removed {} temporary folder(s)",
+                    "removed {} namespace(s), killed {} process(es), removed {} temporary folder(s), removed {} container(s)",
                     s.namespaces.len(),
                     s.processes.len(),
-                    s.tempdirs.len()
+                    s.tempdirs.len(),
+                    s.containers.len()
                 );
-                for n in s.namespaces {
+                for n in s.namespaces.iter().chain(&s.containers) {
                     outln!("  {n}");
                 }
                 for d in s.tempdirs {

@@ -47,6 +47,8 @@ pub struct RunOptions {
     /// The server's profile: its answers where servers may differ, and
     /// what it cannot do (reported as "not supported by this server").
     pub profile: Option<Arc<crate::profile::Profile>>,
+    /// Hosts and gateways in Docker containers instead of bare namespaces.
+    pub docker: bool,
 }
 
 /// Outcome of a scenario.
@@ -259,11 +261,19 @@ pub struct Lab {
     pub dir: PathBuf,
     /// The scenario's throw-away FTPS PKI (when a server has `tls = true`).
     pub pki: Option<crate::tls::TestPki>,
+    /// Containers holding the hosts' and gateways' namespaces (docker
+    /// substrate); declared after `topo`, so they go after it.
+    pub containers: Option<crate::topology::docker::Containers>,
 }
 
 impl Lab {
     /// Builds the network and starts gateways and servers, with artifacts in `dir`.
     pub fn start(sc: &Scenario, dir: &Path, pcap: bool) -> Result<Lab, String> {
+        Self::start_on(sc, dir, pcap, false)
+    }
+
+    /// As [`Lab::start`]; with `docker`, hosts and gateways are containers.
+    pub fn start_on(sc: &Scenario, dir: &Path, pcap: bool, docker: bool) -> Result<Lab, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let spec = topo::topology_spec(sc);
@@ -271,7 +281,21 @@ impl Lab {
             dir.join("topology.svg"),
             crate::report::svg::topology_svg(sc),
         );
-        let topo = Topology::build(&spec).map_err(|e| format!("building the network: {e}"))?;
+        let prefix = crate::topology::new_prefix();
+        let (containers, adopted) = if docker {
+            let names: Vec<String> = spec
+                .nodes
+                .iter()
+                .filter(|n| n.kind != crate::topology::NodeKind::Switch)
+                .map(|n| n.name.clone())
+                .collect();
+            let (c, pids) = crate::topology::docker::Containers::start(&prefix, &names)?;
+            (Some(c), pids)
+        } else {
+            (None, Default::default())
+        };
+        let topo = Topology::build_in(&spec, prefix, &adopted)
+            .map_err(|e| format!("building the network: {e}"))?;
         let mut lab = Lab {
             scenario: sc.clone(),
             topo,
@@ -280,6 +304,7 @@ impl Lab {
             gateways: HashMap::new(),
             dir: dir.to_owned(),
             pki: None,
+            containers,
         };
         start_actors(&mut lab, pcap)?;
         Ok(lab)
@@ -369,7 +394,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             s.command = Some(Arc::clone(cmd));
         }
     }
-    let env = match Lab::start(&sc, &dir, !opts.no_pcap) {
+    let env = match Lab::start_on(&sc, &dir, !opts.no_pcap, opts.docker) {
         Ok(l) => l,
         Err(e) => return error(result, t0, e),
     };

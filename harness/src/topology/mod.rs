@@ -20,6 +20,7 @@
 //! println!("{}", String::from_utf8_lossy(&out.stdout));
 //! ```
 
+pub mod docker;
 pub mod link;
 pub mod netns;
 pub mod process;
@@ -240,15 +241,29 @@ pub struct Topology {
 impl Topology {
     /// Builds `spec` under a fresh prefix.
     pub fn build(spec: &TopologySpec) -> Result<Topology, TopologyError> {
+        Self::build_in(spec, new_prefix(), &BTreeMap::new())
+    }
+
+    /// Builds `spec` under `prefix`; nodes named in `adopted` live in the
+    /// network namespace of that process (a container's) instead of a new
+    /// one — the links and addresses are the same either way.
+    pub fn build_in(
+        spec: &TopologySpec,
+        prefix: String,
+        adopted: &BTreeMap<String, i32>,
+    ) -> Result<Topology, TopologyError> {
         spec.validate()?;
-        let prefix = new_prefix();
         let mut topo = Topology {
             prefix: prefix.clone(),
             nodes: BTreeMap::new(),
         };
         for n in &spec.nodes {
             let name = format!("{prefix}-{}", n.name);
-            let ns = Netns::create(&name).map_err(io_ctx(format!("namespace for {}", n.name)))?;
+            let ns = match adopted.get(&n.name) {
+                Some(pid) => Netns::adopt(&name, *pid),
+                None => Netns::create(&name),
+            }
+            .map_err(io_ctx(format!("namespace for {}", n.name)))?;
             let ns = Arc::new(ns);
             let sysctls = n.sysctls.clone();
             let kind = n.kind;
@@ -257,11 +272,12 @@ impl Topology {
                 // IPv6 addresses tentative (unbindable) for a second or two.
                 link::sysctl("net.ipv6.conf.all.accept_dad", "0")?;
                 link::sysctl("net.ipv6.conf.default.accept_dad", "0")?;
-                if kind == NodeKind::Gateway {
-                    // Before any veth exists, so none gets IPv6 link-local noise.
-                    link::sysctl("net.ipv6.conf.all.disable_ipv6", "1")?;
-                    link::sysctl("net.ipv6.conf.default.disable_ipv6", "1")?;
-                }
+                // Before any veth exists: gateways get no IPv6 (no link-local
+                // noise); hosts get it even where a container runtime turned
+                // it off in the namespace it made.
+                let v6_off = if kind == NodeKind::Gateway { "1" } else { "0" };
+                link::sysctl("net.ipv6.conf.all.disable_ipv6", v6_off)?;
+                link::sysctl("net.ipv6.conf.default.disable_ipv6", v6_off)?;
                 for (k, v) in &sysctls {
                     link::sysctl(k, v)?;
                 }

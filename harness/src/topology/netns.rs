@@ -115,6 +115,23 @@ impl Netns {
         Ok(ns)
     }
 
+    /// Adopts the network namespace of process `pid` (a container's main
+    /// process), under `name`; nothing is mounted.
+    pub fn adopt(name: &str, pid: i32) -> io::Result<Netns> {
+        let file = File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+            io::Error::new(e.kind(), format!("network namespace of pid {pid}: {e}"))
+        })?;
+        let inode = file.metadata()?.ino();
+        let ns = Netns {
+            name: name.to_string(),
+            fd: file.into(),
+            mounted: None,
+            inode,
+        };
+        ns.run(crate::topology::link::loopback_up)??;
+        Ok(ns)
+    }
+
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -205,6 +222,8 @@ pub struct Swept {
     pub processes: Vec<i32>,
     /// Temporary folders of dead runs removed (see [`run_tempdir`]).
     pub tempdirs: Vec<std::path::PathBuf>,
+    /// Containers of dead runs removed (docker substrate).
+    pub containers: Vec<String>,
 }
 
 /// Name prefix of this process's temporary folders (`ftpnat-fn<pid>x-…`),
@@ -245,6 +264,9 @@ fn sweep_tempdirs(swept: &mut Swept) {
 pub fn sweep() -> io::Result<Swept> {
     let mut swept = Swept::default();
     sweep_tempdirs(&mut swept);
+    if Path::new("/var/run/docker.sock").exists() {
+        swept.containers = super::docker::sweep();
+    }
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
         return Ok(swept);
     };
@@ -285,7 +307,8 @@ pub fn owner_pid(name: &str) -> Option<i32> {
     rest[..end].parse().ok()
 }
 
-fn pid_alive(pid: i32) -> bool {
+/// Whether `pid` is a live (not zombie) process.
+pub fn pid_alive(pid: i32) -> bool {
     match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
         Ok(()) => {
             // A zombie is dead for our purposes.

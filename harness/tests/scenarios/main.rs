@@ -1091,3 +1091,97 @@ fn the_guides_commands_work_as_written() {
         .unwrap_or(0);
     assert!(n >= 30, "{text}");
 }
+
+/// Docker must answer for the container substrate tests (never skipped).
+fn require_docker() {
+    let ok = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "no Docker engine answers: install docker.io and start it (the container substrate tests need one)"
+    );
+}
+
+/// Issue 11: hosts and gateways as Docker containers (network mode none,
+/// wired by ftpnat like containerlab) give every conformance scenario the
+/// same verdict as bare namespaces.
+#[test]
+fn docker_substrate_gives_the_same_verdicts_as_namespaces() {
+    require_root();
+    require_docker();
+    let (code_ns, ns) = run_suite(&[]);
+    let (code_docker, docker) = run_suite(&["--substrate", "docker"]);
+    assert_eq!(code_ns, Some(0));
+    let differ: Vec<_> = ns
+        .iter()
+        .filter(|(name, v)| docker.get(*name).map(|d| &d.0) != Some(&v.0))
+        .map(|(name, v)| (name, &v.0, docker.get(name)))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+    assert_eq!(code_docker, Some(0));
+    assert_eq!(ns.len(), docker.len());
+}
+
+/// A run on the docker substrate killed with SIGKILL leaves containers;
+/// the next sweep (`ftpnat clean`) removes every one of them.
+#[test]
+fn killed_docker_runs_leave_no_container_after_the_sweep() {
+    require_root();
+    require_docker();
+    let list = || -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                "label=ftpnat.run",
+                "--format",
+                "{{.Names}}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let mut child = Command::new(BIN)
+        .args(["run", SUITE, "--substrate", "docker", "--no-pcap"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let prefix = format!("fn{}x", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !list().iter().any(|n| n.starts_with(&prefix)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no container of the run appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = Command::new(BIN).arg("clean").output().unwrap();
+    assert!(out.status.success());
+    let left: Vec<String> = list()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left: {left:?}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let netns: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(netns.is_empty(), "{netns:?}");
+}

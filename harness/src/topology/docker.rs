@@ -1,0 +1,174 @@
+//! The container substrate: hosts and gateways as Docker containers, wired
+//! like containerlab wires its nodes. Each container runs with network mode
+//! `none` and a label naming the run; the harness reads the container's pid
+//! and builds exactly the links and addresses the namespace substrate
+//! builds, inside the container's network namespace. No Docker network, no
+//! change to the host's firewall, no route out of the sandbox. Actors are
+//! started by entering the container's namespaces directly.
+//!
+//! The image is `ftpnat/holder:<content hash>`, made offline on first use
+//! by `docker import` of `/bin/sleep` and the libraries it needs (there is
+//! no registry to pull from); a container only has to hold the namespace.
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use sha2::{Digest, Sha256};
+use testcontainers::{runners::SyncRunner, Container, GenericImage, ImageExt};
+
+/// The label every container of a run carries (value: the run prefix).
+pub const LABEL: &str = "ftpnat.run";
+
+/// Containers started for one run; dropping removes them.
+#[derive(Default)]
+pub struct Containers {
+    held: Vec<Container<GenericImage>>,
+}
+
+impl std::fmt::Debug for Containers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Containers({})", self.held.len())
+    }
+}
+
+fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker").args(args).output().map_err(|e| {
+        format!(
+            "docker {}: {e} (install docker.io and start the engine)",
+            args.join(" ")
+        )
+    })?;
+    if !out.status.success() {
+        return Err(format!(
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Fails with what to install when no Docker engine answers.
+pub fn require_engine() -> Result<(), String> {
+    docker(&["version", "--format", "{{.Server.Version}}"])
+        .map(|_| ())
+        .map_err(|e| format!("no Docker engine answers ({e}): the docker substrate needs one"))
+}
+
+/// The holder image, imported on first use; returns (name, tag).
+pub fn holder_image() -> Result<(String, String), String> {
+    let sleep = Path::new("/bin/sleep");
+    let ldd = Command::new("ldd")
+        .arg(sleep)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    let mut files = vec![sleep.to_path_buf()];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(p) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(p.into());
+        }
+    }
+    let mut h = Sha256::new();
+    for f in &files {
+        h.update(f.as_os_str().as_encoded_bytes());
+        h.update(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+    }
+    let tag = crate::client::hex(&h.finalize())[..12].to_string();
+    let name = "ftpnat/holder".to_string();
+    if docker(&["image", "inspect", &format!("{name}:{tag}")]).is_ok() {
+        return Ok((name, tag));
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for f in &files {
+        let to = dir.path().join(f.strip_prefix("/").unwrap_or(f));
+        std::fs::create_dir_all(to.parent().unwrap_or(dir.path())).map_err(|e| e.to_string())?;
+        std::fs::copy(f, &to).map_err(|e| format!("{}: {e}", f.display()))?;
+    }
+    let tar = dir.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["--exclude", "rootfs.tar", "-cf"])
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    if !st.success() {
+        return Err("tar of the holder image failed".into());
+    }
+    docker(&[
+        "import",
+        "--message",
+        "ftpnat namespace holder",
+        &tar.display().to_string(),
+        &format!("{name}:{tag}"),
+    ])?;
+    Ok((name, tag))
+}
+
+impl Containers {
+    /// Starts one container per name (network mode none, the run's label,
+    /// NET_ADMIN) and returns each one's main pid.
+    pub fn start(
+        prefix: &str,
+        names: &[String],
+    ) -> Result<(Containers, BTreeMap<String, i32>), String> {
+        require_engine()?;
+        let (image, tag) = holder_image()?;
+        let mut held = Containers::default();
+        let mut pids = BTreeMap::new();
+        for n in names {
+            let c = GenericImage::new(image.clone(), tag.clone())
+                .with_cmd(["/bin/sleep", "infinity"])
+                .with_network("none")
+                .with_cap_add("NET_ADMIN")
+                .with_label(LABEL, prefix)
+                .with_label("ftpnat.node", n.as_str())
+                .with_container_name(format!("{prefix}-{n}"))
+                .start()
+                .map_err(|e| format!("container for {n}: {e}"))?;
+            let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", c.id()])?
+                .parse()
+                .map_err(|e| format!("pid of container {n}: {e}"))?;
+            held.held.push(c);
+            pids.insert(n.clone(), pid);
+        }
+        Ok((held, pids))
+    }
+
+    /// How many containers are held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+/// Removes containers of runs whose process is gone; returns their names.
+/// Without a Docker engine there is nothing to remove.
+pub fn sweep() -> Vec<String> {
+    let Ok(list) = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label={LABEL}"),
+        "--format",
+        &format!("{{{{.ID}}}} {{{{.Names}}}} {{{{.Label \"{LABEL}\"}}}}"),
+    ]) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for line in list.lines() {
+        let mut w = line.split_whitespace();
+        let (Some(id), Some(name), Some(prefix)) = (w.next(), w.next(), w.next()) else {
+            continue;
+        };
+        let alive = super::netns::owner_pid(prefix).is_some_and(super::netns::pid_alive);
+        if !alive && docker(&["rm", "-f", id]).is_ok() {
+            removed.push(name.to_string());
+        }
+    }
+    removed
+}
