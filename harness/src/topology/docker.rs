@@ -114,23 +114,56 @@ impl Containers {
     ) -> Result<(Containers, BTreeMap<String, i32>), String> {
         require_engine()?;
         let (image, tag) = holder_image()?;
+        // One thread per container: each start is a few Docker API round
+        // trips, and they do not depend on each other.
+        let started: Vec<Result<(Container<GenericImage>, i32), String>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = names
+                    .iter()
+                    .map(|n| {
+                        let (image, tag) = (image.clone(), tag.clone());
+                        s.spawn(move || -> Result<(Container<GenericImage>, i32), String> {
+                            let c = GenericImage::new(image, tag)
+                                .with_cmd(["/bin/sleep", "infinity"])
+                                .with_network("none")
+                                .with_cap_add("NET_ADMIN")
+                                .with_label(LABEL, prefix)
+                                .with_label("ftpnat.node", n.as_str())
+                                .with_container_name(format!("{prefix}-{n}"))
+                                .start()
+                                .map_err(|e| format!("container for {n}: {e}"))?;
+                            let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", c.id()])?
+                                .parse()
+                                .map_err(|e| format!("pid of container {n}: {e}"))?;
+                            Ok((c, pid))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err("container start panicked".into()))
+                    })
+                    .collect()
+            });
         let mut held = Containers::default();
         let mut pids = BTreeMap::new();
-        for n in names {
-            let c = GenericImage::new(image.clone(), tag.clone())
-                .with_cmd(["/bin/sleep", "infinity"])
-                .with_network("none")
-                .with_cap_add("NET_ADMIN")
-                .with_label(LABEL, prefix)
-                .with_label("ftpnat.node", n.as_str())
-                .with_container_name(format!("{prefix}-{n}"))
-                .start()
-                .map_err(|e| format!("container for {n}: {e}"))?;
-            let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", c.id()])?
-                .parse()
-                .map_err(|e| format!("pid of container {n}: {e}"))?;
-            held.held.push(c);
-            pids.insert(n.clone(), pid);
+        let mut first_error = None;
+        for (n, r) in names.iter().zip(started) {
+            match r {
+                Ok((c, pid)) => {
+                    held.held.push(c);
+                    pids.insert(n.clone(), pid);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        // Containers already started are removed when `held` drops.
+        if let Some(e) = first_error {
+            return Err(e);
         }
         Ok((held, pids))
     }
