@@ -943,6 +943,25 @@ fn speed_runs_retr_and_stor_for_each_server_and_path() {
     }
 }
 
+/// Runs `ci/SCRIPT ARGS` with one environment variable set; asserts it
+/// succeeded and returns its standard output.
+fn ci_script(script: &str, args: &[&str], env: (&str, &str)) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let out = Command::new("bash")
+        .arg(format!("{root}/ci/{script}"))
+        .args(args)
+        .env(env.0, env.1)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// The CI kit: ci/local-ci.sh runs the GitHub Actions and GitLab templates'
 /// own command blocks shard by shard against pyftpdlib as "your server" and
 /// checks their contract (exit 1 exactly for shards with a failure, JUnit
@@ -950,19 +969,7 @@ fn speed_runs_retr_and_stor_for_each_server_and_path() {
 #[test]
 fn ci_templates_run_locally_and_keep_their_contract() {
     require_root();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let out = Command::new("bash")
-        .arg(format!("{root}/ci/local-ci.sh"))
-        .arg("4")
-        .env("FTPNAT", BIN)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = ci_script("local-ci.sh", &["4"], ("FTPNAT", BIN));
     for tpl in ["ci/github-actions.yml", "ci/gitlab-ci.yml"] {
         let lines: Vec<&str> = text.lines().filter(|l| l.starts_with(tpl)).collect();
         assert_eq!(lines.len(), 4, "{text}");
@@ -1069,19 +1076,8 @@ fn scenario_reference_names_every_schema_key() {
 #[test]
 fn the_guides_commands_work_as_written() {
     require_root();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let bin_dir = Path::new(BIN).parent().unwrap();
-    let out = Command::new("bash")
-        .arg(format!("{root}/ci/doc-commands.sh"))
-        .env("FTPNAT_BIN_DIR", bin_dir)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bin_dir = Path::new(BIN).parent().unwrap().to_str().unwrap();
+    let text = ci_script("doc-commands.sh", &[], ("FTPNAT_BIN_DIR", bin_dir));
     let n: usize = text
         .lines()
         .last()

@@ -41,6 +41,13 @@ async fn protected_session(srv: &TestServer, pki: &TestPki) -> ftpnat::client::F
     c
 }
 
+/// `RETR hello.txt` over PASV.
+async fn retr_hello(c: &mut ftpnat::client::FtpClient) -> ftpnat::client::Transfer {
+    c.transfer(DataMode::Pasv, "RETR hello.txt", None)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn auth_tls_then_protected_transfers_both_ways_with_session_reuse() {
     let (srv, pki, _d) = tls_server("").await;
@@ -96,10 +103,7 @@ async fn a_data_connection_that_does_not_resume_the_session_is_refused() {
     let (srv, pki, _d) = tls_server("").await;
     let mut c = protected_session(&srv, &pki).await;
     c.tls_resume = false;
-    let t = c
-        .transfer(DataMode::Pasv, "RETR hello.txt", None)
-        .await
-        .unwrap();
+    let t = retr_hello(&mut c).await;
     let r = t.final_reply.unwrap();
     assert_eq!(r.code, 425, "{r:?}");
     assert!(r.lines[0].contains("not resumed"), "{r:?}");
@@ -108,10 +112,7 @@ async fn a_data_connection_that_does_not_resume_the_session_is_refused() {
         .contains("TLS data connection refused: it did not resume"));
     // The session goes on; a resuming connection works.
     c.tls_resume = true;
-    let t = c
-        .transfer(DataMode::Pasv, "RETR hello.txt", None)
-        .await
-        .unwrap();
+    let t = retr_hello(&mut c).await;
     assert_eq!(t.outcome, DataOutcome::Ok);
     assert_eq!(t.final_reply.unwrap().code, 226);
 }
@@ -121,10 +122,7 @@ async fn session_reuse_can_be_switched_off() {
     let (srv, pki, _d) = tls_server("tls_session_reuse = false").await;
     let mut c = protected_session(&srv, &pki).await;
     c.tls_resume = false;
-    let t = c
-        .transfer(DataMode::Pasv, "RETR hello.txt", None)
-        .await
-        .unwrap();
+    let t = retr_hello(&mut c).await;
     assert_eq!(t.final_reply.unwrap().code, 226);
 }
 
@@ -138,19 +136,13 @@ async fn tls_required_refuses_clear_logins_and_clear_data() {
         .await
         .unwrap();
     c.login("anonymous", "x@example.test").await.unwrap();
-    let t = c
-        .transfer(DataMode::Pasv, "RETR hello.txt", None)
-        .await
-        .unwrap();
+    let t = retr_hello(&mut c).await;
     assert_eq!(t.final_reply.unwrap().code, 521);
     c.cmd("PBSZ 0").await.unwrap();
     assert_eq!(c.cmd("PROT C").await.unwrap().code, 534);
     assert_eq!(c.cmd("CCC").await.unwrap().code, 534);
     c.cmd("PROT P").await.unwrap();
-    let t = c
-        .transfer(DataMode::Pasv, "RETR hello.txt", None)
-        .await
-        .unwrap();
+    let t = retr_hello(&mut c).await;
     assert_eq!(t.final_reply.unwrap().code, 226);
 }
 
