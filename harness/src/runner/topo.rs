@@ -29,7 +29,9 @@ pub fn topology_spec(sc: &Scenario) -> TopologySpec {
     let mut nodes = Vec::new();
     let mut segments: BTreeMap<IpNet, Vec<Member>> = BTreeMap::new();
     for g in &sc.gateways {
-        let kernel = g.engine == EngineKind::Kernel;
+        // The kernel forwards for the kernel engine and for an image
+        // gateway (whose container cannot write /proc/sys itself).
+        let kernel = matches!(g.engine, EngineKind::Kernel | EngineKind::Image);
         nodes.push(NodeSpec {
             name: g.config.name.clone(),
             kind: NodeKind::Gateway,

@@ -45,6 +45,9 @@ pub enum EngineKind {
     Sim,
     /// Linux nftables inside the gateway namespace.
     Kernel,
+    /// The gateway's own container image (`image = …`) does NAT and
+    /// filtering; ftpnat only wires it and observes (docker substrate).
+    Image,
 }
 
 /// A gateway with an inside (`lan`) and an outside (`wan`) interface.
@@ -55,6 +58,12 @@ pub struct RawGateway {
     pub name: String,
     /// Engine (default `sim`).
     pub engine: Option<EngineKind>,
+    /// Run this gateway as a container of a local Docker image (the docker
+    /// substrate); with `engine = "image"` the image's own software routes.
+    pub image: Option<String>,
+    /// `engine = "image"`: a regex the container prints (docker logs) once
+    /// its interfaces are configured and its rules loaded (default "ready").
+    pub image_ready: Option<String>,
     /// Inside address/prefix, e.g. "192.168.1.1/24" (interface `lan0`).
     #[schemars(with = "String")]
     pub lan: Spanned<String>,
@@ -160,6 +169,9 @@ pub struct RawRule {
 pub struct RawHost {
     /// Name.
     pub name: String,
+    /// Run this host as a container of a local Docker image (the docker
+    /// substrate; its entrypoint runs, actors enter its namespace).
+    pub image: Option<String>,
     /// Address/prefix, e.g. "192.168.1.2/24" or "2001:db8::2/64".
     #[schemars(with = "String")]
     pub addr: Spanned<String>,

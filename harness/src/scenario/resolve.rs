@@ -112,6 +112,10 @@ pub struct GatewaySpec {
     pub engine: EngineKind,
     /// Kernel engine: the user's own rule set (file contents and syntax).
     pub ruleset: Option<crate::engine::kernel::CustomRuleset>,
+    /// A local Docker image to run the gateway in.
+    pub image: Option<String>,
+    /// `engine = "image"`: what the container prints when it is ready.
+    pub image_ready: Option<Regex>,
     /// The engine-neutral model (interfaces `lan0` inside, `wan0` outside).
     pub config: GatewayConfig,
 }
@@ -133,6 +137,8 @@ pub struct HostSpec {
     pub server: Option<ServerSpec>,
     /// Other TCP ports listening on this host.
     pub services: Vec<u16>,
+    /// A local Docker image to run the host in.
+    pub image: Option<String>,
 }
 
 /// Which FTP server runs on a host.
@@ -702,10 +708,28 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                 })
             }
         };
+        if engine == EngineKind::Image && g.image.is_none() {
+            return Err(cx.err(
+                cx.find(&format!("\"{}\"", g.name), 0),
+                format!("gateway {}: engine = \"image\" needs image = \"NAME:TAG\" (a local Docker image)", g.name),
+            ));
+        }
+        let image_ready = match &g.image_ready {
+            Some(r) => Some(Regex::new(r).map_err(|e| {
+                cx.err(
+                    cx.find(&format!("\"{}\"", g.name), 0),
+                    format!("gateway {}: image_ready: {e}", g.name),
+                )
+            })?),
+            None if engine == EngineKind::Image => Some(Regex::new("ready").expect("literal")),
+            None => None,
+        };
         gateways.push(GatewaySpec {
             engine,
             ruleset,
             config,
+            image: g.image.clone(),
+            image_ready,
         });
     }
     let mut hosts = Vec::new();
@@ -818,6 +842,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             files: h.files.clone(),
             server,
             services: h.services.clone(),
+            image: h.image.clone(),
         });
     }
     let mut clients = BTreeMap::new();

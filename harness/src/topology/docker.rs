@@ -22,6 +22,7 @@ pub const LABEL: &str = "ftpnat.run";
 #[derive(Default)]
 pub struct Containers {
     held: Vec<Container<GenericImage>>,
+    nodes: Vec<String>,
 }
 
 impl std::fmt::Debug for Containers {
@@ -106,38 +107,46 @@ pub fn holder_image() -> Result<(String, String), String> {
 }
 
 impl Containers {
-    /// Starts one container per name (network mode none, the run's label,
-    /// NET_ADMIN) and returns each one's main pid.
+    /// Starts one container per node (network mode none, the run's label,
+    /// NET_ADMIN) and returns each one's main pid. A node with an image runs that image with its own entrypoint; the
+    /// others run the holder image (`sleep infinity`). Containers start in
+    /// parallel (each is a few Docker API round trips).
     pub fn start(
         prefix: &str,
-        names: &[String],
+        nodes: &[(String, Option<String>)],
     ) -> Result<(Containers, BTreeMap<String, i32>), String> {
         require_engine()?;
         let (image, tag) = holder_image()?;
-        // One thread per container: each start is a few Docker API round
-        // trips, and they do not depend on each other.
+        let one = |n: &str, own: Option<&str>| -> Result<(Container<GenericImage>, i32), String> {
+            let request = match own {
+                Some(own) => {
+                    docker(&["image", "inspect", own]).map_err(|_| {
+                        format!("{n}: image {own} is not a local image (there is no registry to pull from: build or load it first)")
+                    })?;
+                    let (name, tag) = own.rsplit_once(':').unwrap_or((own, "latest"));
+                    GenericImage::new(name, tag).with_network("none")
+                }
+                None => GenericImage::new(image.as_str(), tag.as_str())
+                    .with_cmd(["/bin/sleep", "infinity"])
+                    .with_network("none"),
+            };
+            let c = request
+                .with_cap_add("NET_ADMIN")
+                .with_label(LABEL, prefix)
+                .with_label("ftpnat.node", n)
+                .with_container_name(format!("{prefix}-{n}"))
+                .start()
+                .map_err(|e| format!("container for {n}: {e}"))?;
+            let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", c.id()])?
+                .parse()
+                .map_err(|e| format!("pid of container {n}: {e}"))?;
+            Ok((c, pid))
+        };
         let started: Vec<Result<(Container<GenericImage>, i32), String>> =
             std::thread::scope(|s| {
-                let handles: Vec<_> = names
+                let handles: Vec<_> = nodes
                     .iter()
-                    .map(|n| {
-                        let (image, tag) = (image.clone(), tag.clone());
-                        s.spawn(move || -> Result<(Container<GenericImage>, i32), String> {
-                            let c = GenericImage::new(image, tag)
-                                .with_cmd(["/bin/sleep", "infinity"])
-                                .with_network("none")
-                                .with_cap_add("NET_ADMIN")
-                                .with_label(LABEL, prefix)
-                                .with_label("ftpnat.node", n.as_str())
-                                .with_container_name(format!("{prefix}-{n}"))
-                                .start()
-                                .map_err(|e| format!("container for {n}: {e}"))?;
-                            let pid: i32 = docker(&["inspect", "-f", "{{.State.Pid}}", c.id()])?
-                                .parse()
-                                .map_err(|e| format!("pid of container {n}: {e}"))?;
-                            Ok((c, pid))
-                        })
-                    })
+                    .map(|(n, own)| s.spawn(|| one(n, own.as_deref())))
                     .collect();
                 handles
                     .into_iter()
@@ -150,10 +159,11 @@ impl Containers {
         let mut held = Containers::default();
         let mut pids = BTreeMap::new();
         let mut first_error = None;
-        for (n, r) in names.iter().zip(started) {
+        for ((n, _), r) in nodes.iter().zip(started) {
             match r {
                 Ok((c, pid)) => {
                     held.held.push(c);
+                    held.nodes.push(n.clone());
                     pids.insert(n.clone(), pid);
                 }
                 Err(e) => {
@@ -166,6 +176,54 @@ impl Containers {
             return Err(e);
         }
         Ok((held, pids))
+    }
+
+    fn id_of(&self, node: &str) -> Result<&str, String> {
+        self.held
+            .iter()
+            .zip(&self.nodes)
+            .find(|(_, n)| n.as_str() == node)
+            .map(|(c, _)| c.id())
+            .ok_or_else(|| format!("no container for {node}"))
+    }
+
+    /// The container's output so far (`docker logs`).
+    pub fn logs(&self, node: &str) -> Result<String, String> {
+        let id = self.id_of(node)?;
+        let out = Command::new("docker")
+            .args(["logs", id])
+            .output()
+            .map_err(|e| format!("docker logs: {e}"))?;
+        Ok(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+
+    /// Waits (bounded) until the container of `node` prints a line
+    /// matching `ready`.
+    pub fn wait_for_log(
+        &self,
+        node: &str,
+        ready: &regex::Regex,
+        bound: std::time::Duration,
+    ) -> Result<(), String> {
+        let until = std::time::Instant::now() + bound;
+        loop {
+            let log = self.logs(node)?;
+            if log.lines().any(|l| ready.is_match(l)) {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= until {
+                let tail: Vec<&str> = log.lines().rev().take(10).collect();
+                return Err(format!(
+                    "the container of {node} printed no line matching /{ready}/ within {bound:?}; its last lines:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// How many containers are held.

@@ -1181,3 +1181,58 @@ fn killed_docker_runs_leave_no_container_after_the_sweep() {
         .unwrap_or_default();
     assert!(netns.is_empty(), "{netns:?}");
 }
+
+/// Issue 11, "bring your own router": the user's router as a container
+/// image (built here offline from this machine's nft and a shipped rule
+/// set) stands in for the gateway with `engine = "image"`; ftpnat only
+/// wires it. Its own rules decide: the good router carries passive FTP
+/// both ways, one that forwards only port 21 does not.
+#[test]
+fn a_users_router_image_stands_in_for_the_gateway() {
+    require_root();
+    require_docker();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/images");
+    let dir = tempfile::tempdir().unwrap();
+    let mut verdict = |rules: &str, tag: &str| -> (Option<i32>, String) {
+        let st = Command::new("bash")
+            .arg(here.join("build-router.sh"))
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../scenarios/rulesets")
+                    .join(rules),
+            )
+            .arg(tag)
+            .status()
+            .unwrap();
+        assert!(st.success(), "building {tag}");
+        let text = std::fs::read_to_string(here.join("byo-router.toml"))
+            .unwrap()
+            .replace("ftpnat-test/router:1", tag);
+        let file = dir
+            .path()
+            .join(format!("{}.toml", tag.replace(['/', ':'], "-")));
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(BIN)
+            .args(["run", "--no-pcap"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = verdict("good-router.nft", "ftpnat-test/router:good");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    let (code, text) = verdict("only-port-21.nft", "ftpnat-test/router:only21");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("step 4 (line"),
+        "the passive transfer fails: {text}"
+    );
+}
