@@ -588,9 +588,9 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                     .ok_or("engine = \"image\" needs the docker substrate")?;
                 let ready = g
                     .image_ready
-                    .clone()
-                    .unwrap_or_else(|| regex::Regex::new("ready").expect("literal"));
-                containers.wait_for_log(&g.config.name, &ready, Duration::from_secs(10))?;
+                    .as_ref()
+                    .ok_or("engine = \"image\" without image_ready")?;
+                containers.wait_for_log(&g.config.name, ready, Duration::from_secs(10))?;
                 env.gateways
                     .insert(g.config.name.clone(), Gateway::Image(g.config.name.clone()));
             }

@@ -507,6 +507,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
     }
     let mut names = BTreeSet::new();
     let mut gateways = Vec::new();
+    let default_ready = Regex::new("ready").expect("literal");
     for (gi, g) in raw.gateway.iter().enumerate() {
         if !names.insert(g.name.clone()) {
             return Err(cx.err(
@@ -721,7 +722,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                     format!("gateway {}: image_ready: {e}", g.name),
                 )
             })?),
-            None if engine == EngineKind::Image => Some(Regex::new("ready").expect("literal")),
+            None if engine == EngineKind::Image => Some(default_ready.clone()),
             None => None,
         };
         gateways.push(GatewaySpec {
