@@ -1193,7 +1193,7 @@ fn a_users_router_image_stands_in_for_the_gateway() {
     require_docker();
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/images");
     let dir = tempfile::tempdir().unwrap();
-    let mut verdict = |rules: &str, tag: &str| -> (Option<i32>, String) {
+    let verdict = |rules: &str, tag: &str| -> (Option<i32>, String) {
         let st = Command::new("bash")
             .arg(here.join("build-router.sh"))
             .arg(
