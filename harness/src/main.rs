@@ -234,7 +234,14 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
         /// or a TOML file naming the rule set and the settings below
         /// (`ruleset`, `format`, `wan`, `lan`, `server`, `passive`,
         /// `server_kind`; paths relative to the TOML file).
-        file: PathBuf,
+        #[arg(required_unless_present = "image")]
+        file: Option<PathBuf>,
+        /// Instead of a rule set: your router as a local Docker image. Its
+        /// entrypoint configures NAT and firewall on the interfaces ftpnat
+        /// wires into it (named as in --wan/--lan) and prints a line with
+        /// "ready"; the battery runs through it.
+        #[arg(long, value_name = "IMAGE:TAG", conflicts_with = "file")]
+        image: Option<String>,
         /// Outside interface as on the router: NAME=ADDRESS/PREFIX
         /// [default: wan0=203.0.113.1/24].
         #[arg(long)]
@@ -682,6 +689,7 @@ fn main() -> ExitCode {
         }
         Cmd::ValidateRuleset {
             file,
+            image,
             wan,
             lan,
             server,
@@ -709,9 +717,9 @@ fn main() -> ExitCode {
                 passive,
                 server_kind,
             };
-            let mut file = file;
+            let mut file = file.unwrap_or_else(|| PathBuf::from(image.clone().unwrap_or_default()));
             let parsed = (|| -> Result<runner::ruleset::Params, String> {
-                let settings = if file.extension().is_some_and(|e| e == "toml") {
+                let settings = if image.is_none() && file.extension().is_some_and(|e| e == "toml") {
                     let from_file = runner::ruleset::Settings::load(&file)?;
                     file = from_file.ruleset.clone().unwrap_or_default();
                     cli.over(from_file)
@@ -728,7 +736,11 @@ fn main() -> ExitCode {
                 }
             };
             let jobs = jobs.unwrap_or_else(default_jobs);
-            let rows = match runner::ruleset::validate(&file, &params, jobs) {
+            let rows = match &image {
+                Some(img) => runner::ruleset::validate_image(img, &params, jobs),
+                None => runner::ruleset::validate(&file, &params, jobs),
+            };
+            let rows = match rows {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -115,13 +115,11 @@ fn battery(p: &Params) -> Result<Battery, RulesetError> {
         r#"
 [[gateway]]
 name = "gw"
-engine = "kernel"
 lan = "{lan}"
 wan = "{wan}"
 lan_name = "{lan_name}"
 wan_name = "{wan_name}"
-ruleset = "@RULESET@"
-ruleset_format = "@FORMAT@"
+@GATEWAY@
 
 [[host]]
 name = "server"
@@ -322,22 +320,36 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
     let abs = file
         .canonicalize()
         .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
+    let gateway = format!(
+        "engine = \"kernel\"\nruleset = \"{}\"\nruleset_format = \"{}\"",
+        abs.display(),
+        match format {
+            RulesetFormat::Nft => "nft",
+            RulesetFormat::Iptables => "iptables",
+        }
+    );
+    run_battery(params, jobs, &gateway)
+}
+
+/// Runs the battery through the user's router image instead of a rule set
+/// (`engine = "image"`: the image's entrypoint configures its own NAT and
+/// firewall on the interfaces ftpnat wires, then prints a line with
+/// "ready").
+pub fn validate_image(image: &str, params: &Params, jobs: usize) -> Result<Vec<Row>, RulesetError> {
+    run_battery(
+        params,
+        jobs,
+        &format!("engine = \"image\"\nimage = \"{image}\""),
+    )
+}
+
+fn run_battery(params: &Params, jobs: usize, gateway: &str) -> Result<Vec<Row>, RulesetError> {
     let b = battery(params)?;
     let dir =
         crate::topology::netns::run_tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
     let mut scenarios = Vec::new();
     for (name, _, _, _, body) in &b.rows {
-        let text = format!(
-            "name = \"{name}\"\n{}",
-            body.replace("@RULESET@", &abs.display().to_string())
-                .replace(
-                    "@FORMAT@",
-                    match format {
-                        RulesetFormat::Nft => "nft",
-                        RulesetFormat::Iptables => "iptables",
-                    },
-                )
-        );
+        let text = format!("name = \"{name}\"\n{}", body.replace("@GATEWAY@", gateway));
         let path = dir.path().join(format!("{name}.toml"));
         scenarios
             .push(scenario::parse(&text, &path).map_err(|d| RulesetError::Params(d.to_string()))?);

@@ -1235,4 +1235,35 @@ fn a_users_router_image_stands_in_for_the_gateway() {
         text.contains("step 4 (line"),
         "the passive transfer fails: {text}"
     );
+    // The validate-ruleset battery through the image: the same verdicts as
+    // the rule set gets on the kernel engine.
+    let battery = |tag: &str| {
+        let out = Command::new(BIN)
+            .args(["validate-ruleset", "--image", tag, "--format", "json"])
+            .output()
+            .unwrap();
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let status = |name: &str| {
+            rows.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == name)
+                .unwrap()["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        (
+            out.status.code(),
+            status("range-reachable"),
+            status("ftps-passive"),
+        )
+    };
+    assert_eq!(
+        battery("ftpnat-test/router:good"),
+        (Some(0), "pass".to_string(), "pass".to_string())
+    );
+    let (code, range, _) = battery("ftpnat-test/router:only21");
+    assert_eq!((code, range.as_str()), (Some(1), "fail"));
 }
