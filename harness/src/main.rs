@@ -380,6 +380,11 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
     Clean,
     /// Print the JSON Schema of scenario files (for editor completion).
     Schema,
+    /// Container images for the docker substrate.
+    Image {
+        #[command(subcommand)]
+        what: ImageCmd,
+    },
     /// Print a shell completion script, e.g.
     /// `ftpnat completions bash > /etc/bash_completion.d/ftpnat`.
     Completions {
@@ -398,6 +403,20 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
     Debug {
         #[command(subcommand)]
         what: DebugCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Build `ftpnat/base` (Debian bookworm minbase by debootstrap from the
+    /// mirror apt uses, with iproute2, nftables, curl, lftp, python3, vsftpd,
+    /// proftpd-basic, pure-ftpd; no daemon ever started) and `ftpnat/server`
+    /// (base + ftpnat-server), tagged by a hash of their inputs and
+    /// `:latest`; up-to-date images are not rebuilt. Needs root and Docker.
+    Build {
+        /// Rebuild even when the tags exist.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -1102,6 +1121,32 @@ fn main() -> ExitCode {
         Cmd::Schema => {
             outln!("{}", scenario::json_schema());
             ExitCode::SUCCESS
+        }
+        Cmd::Image {
+            what: ImageCmd::Build { force },
+        } => {
+            let bin = match std::env::current_exe() {
+                Ok(e) => e.with_file_name("ftpnat-server"),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match ftpnat::topology::docker::build_images(&bin, force) {
+                Ok(b) => {
+                    outln!(
+                        "{} {} and {} (also :latest)",
+                        if b.built { "built" } else { "up to date:" },
+                        b.base,
+                        b.server
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Cmd::Completions { shell } => {
             use clap::CommandFactory;

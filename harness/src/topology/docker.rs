@@ -263,3 +263,147 @@ pub fn sweep() -> Vec<String> {
     }
     removed
 }
+
+/// What goes into `ftpnat/base` (besides Debian minbase), installed.
+pub const BASE_PACKAGES: &[&str] = &[
+    "iproute2",
+    "nftables",
+    "curl",
+    "lftp",
+    "python3",
+    // The unpacked servers' libraries (as ci/test.sh installs them).
+    "libwrap0",
+    "libhiredis0.14",
+    "libmemcached11",
+    "libmemcachedutil2",
+    "libpcre2-posix3",
+    "libsodium23",
+    "libssl3",
+    "libcap2",
+    "libpam0g",
+];
+
+/// The FTP servers, unpacked (they conflict with each other as packages).
+pub const BASE_UNPACKED: &[&str] = &["vsftpd", "proftpd-core", "proftpd-mod-crypto", "pure-ftpd"];
+
+const IMAGE_BUILD: &str = include_str!("image-build.sh");
+
+/// The Debian mirror apt uses on this machine.
+fn debian_mirror() -> String {
+    let from_sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("URIs:"))
+                .and_then(|u| u.split_whitespace().next().map(str::to_string))
+        });
+    let from_list = || {
+        std::fs::read_to_string("/etc/apt/sources.list")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .filter(|l| l.starts_with("deb ") && !l.contains("security"))
+                    .find_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+            })
+    };
+    from_sources
+        .or_else(from_list)
+        .unwrap_or_else(|| "http://deb.debian.org/debian".into())
+}
+
+fn short_hash(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    crate::client::hex(&h.finalize())[..12].to_string()
+}
+
+/// What `ftpnat image build` made (or found up to date).
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// `ftpnat/base:<hash>`.
+    pub base: String,
+    /// `ftpnat/server:<hash>`.
+    pub server: String,
+    /// Whether anything was built (false: both were up to date).
+    pub built: bool,
+}
+
+/// Builds `ftpnat/base` (debootstrap minbase + [`BASE_PACKAGES`], from the
+/// mirror apt uses; daemons never started) and `ftpnat/server` (base + the
+/// `ftpnat-server` binary), each tagged by a hash of its inputs and also
+/// `:latest`; an image whose tag exists is not rebuilt unless `force`.
+pub fn build_images(server_binary: &Path, force: bool) -> Result<Built, String> {
+    require_engine()?;
+    let mirror = debian_mirror();
+    let packages = format!("{} | {}", BASE_PACKAGES.join(" "), BASE_UNPACKED.join(" "));
+    let base = format!(
+        "ftpnat/base:{}",
+        short_hash(&[
+            mirror.as_bytes(),
+            packages.as_bytes(),
+            IMAGE_BUILD.as_bytes(),
+            b"bookworm"
+        ])
+    );
+    let mut built = false;
+    if force || docker(&["image", "inspect", &base]).is_err() {
+        if Command::new("debootstrap")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return Err("debootstrap is missing: apt-get install -y debootstrap".into());
+        }
+        let work = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let script = work.path().join("image-build.sh");
+        std::fs::write(&script, IMAGE_BUILD).map_err(|e| e.to_string())?;
+        let st = Command::new("bash")
+            .env("UNPACK", BASE_UNPACKED.join(" "))
+            .arg(&script)
+            .arg(work.path())
+            .arg(&mirror)
+            .arg(&base)
+            .args(BASE_PACKAGES)
+            .status()
+            .map_err(|e| format!("bash: {e}"))?;
+        if !st.success() {
+            return Err(format!("building {base} failed (see the messages above)"));
+        }
+        built = true;
+    }
+    docker(&["tag", &base, "ftpnat/base:latest"])?;
+    let bin =
+        std::fs::read(server_binary).map_err(|e| format!("{}: {e}", server_binary.display()))?;
+    let server = format!("ftpnat/server:{}", short_hash(&[base.as_bytes(), &bin]));
+    if force || docker(&["image", "inspect", &server]).is_err() {
+        let ctx = tempfile::tempdir().map_err(|e| e.to_string())?;
+        std::fs::write(ctx.path().join("ftpnat-server"), &bin).map_err(|e| e.to_string())?;
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM {base}\nCOPY ftpnat-server /usr/local/bin/ftpnat-server\nRUN chmod 755 /usr/local/bin/ftpnat-server\n"),
+        )
+        .map_err(|e| e.to_string())?;
+        let out = Command::new("docker")
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "--network", "none", "-t", &server])
+            .arg(ctx.path())
+            .output()
+            .map_err(|e| format!("docker build: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "docker build of {server}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        built = true;
+    }
+    docker(&["tag", &server, "ftpnat/server:latest"])?;
+    Ok(Built {
+        base,
+        server,
+        built,
+    })
+}

@@ -1267,3 +1267,63 @@ fn a_users_router_image_stands_in_for_the_gateway() {
     let (code, range, _) = battery("ftpnat-test/router:only21");
     assert_eq!((code, range.as_str()), (Some(1), "fail"));
 }
+
+/// `ftpnat image build` makes `ftpnat/base` (debootstrap from the mirror
+/// apt uses, with the tools and the three FTP servers, no daemon started)
+/// and `ftpnat/server`, tagged by their inputs; a second build finds them
+/// up to date; a scenario host can run in the image.
+#[test]
+fn images_build_from_debian_and_are_reused() {
+    require_root();
+    require_docker();
+    let build = || {
+        let out = Command::new(BIN).args(["image", "build"]).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    build();
+    let again = build();
+    assert!(again.starts_with("up to date:"), "{again}");
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "ftpnat/server:latest", "sh", "-c"])
+        .arg("for b in nft ip curl lftp python3 vsftpd proftpd pure-ftpd ftpnat-server; do command -v $b >/dev/null || echo missing $b; done; test -e /usr/lib/proftpd/mod_tls.so || echo missing mod_tls")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "the image lacks tools"
+    );
+    // A host in the image: its entrypoint runs, the harness wires it.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(format!("{SUITE}/pasv-format-227.toml"))
+        .unwrap()
+        .replacen(
+            "name = \"server\"",
+            "name = \"server\"\nimage = \"ftpnat/server:latest\"",
+            1,
+        );
+    let file = dir.path().join("in-image.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--no-pcap"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
