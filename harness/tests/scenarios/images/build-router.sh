@@ -24,4 +24,6 @@ exec sleep infinity
 EOF
 grep -v '^#' "$rules" >"$root/rules.nft"
 tar -C "$root" -cf "$work/router.tar" .
+# Replace an earlier build of the same tag (no dangling images pile up).
+docker rmi -f "$tag" >/dev/null 2>&1 || true
 docker import --change 'ENTRYPOINT ["/bin/sh", "/entrypoint.sh"]' "$work/router.tar" "$tag" >/dev/null
