@@ -1160,6 +1160,26 @@ fn killed_docker_runs_leave_no_container_after_the_sweep() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // The daemon finishes the create/start requests the dead run had in
+    // flight: wait (bounded) until its containers stop appearing.
+    let mine = || -> Vec<String> {
+        let mut v: Vec<String> = list()
+            .into_iter()
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        v.sort();
+        v
+    };
+    let settle = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut seen = mine();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let now = mine();
+        if now == seen || std::time::Instant::now() >= settle {
+            break;
+        }
+        seen = now;
+    }
     let out = Command::new(BIN).arg("clean").output().unwrap();
     assert!(out.status.success());
     let left: Vec<String> = list()
