@@ -171,9 +171,9 @@ pub fn render(text: &str, values: &BTreeMap<&str, String>, source: &str) -> Resu
     Ok(out)
 }
 
+/// The line of `rest[i]` in `text` (`rest` is a suffix of `text`).
 fn line_of(text: &str, rest: &str, i: usize) -> usize {
-    let offset = text.len() - rest.len() + i;
-    text[..offset].matches('\n').count() + 1
+    ftpnat_server::config::line_col(text, text.len() - rest.len() + i).0
 }
 
 /// Renders the template and command line and starts the server in `ns`.
