@@ -4,20 +4,23 @@
 //! What it is: an RFC 959/2428/3659 FTP server whose NAT behaviour mirrors the
 //! ProFTPD directives users know — `masquerade_address` (per vhost and per
 //! client class), `passive_ports` with an O(1) allocator and an exhaustion
-//! policy, and the PORT/EPRT refusal rules of RFC 2577. What it is not: a
-//! general file server with TLS (not yet), quotas or virtual users beyond a
-//! flat list.
+//! policy, the PORT/EPRT refusal rules of RFC 2577 — with explicit FTPS
+//! (RFC 4217). What it is not: a general file server with quotas, virtual
+//! users beyond a flat list, or implicit FTPS.
 //!
 //! # Layout
 //! * [`protocol`] — the wire layer: commands, replies, the 227/229/PORT/EPRT
 //!   codecs, the bounded line reader. Pure; shared with the harness.
-//! * [`config`] — TOML → validated [`config::Config`]; every default in
-//!   [`config::defaults`].
+//! * [`config`] — TOML → validated [`config::Config`] (raw, resolve,
+//!   validated, diagnostics); every default in [`config::defaults`].
 //! * [`passive`] — the passive-port allocator (a listener per PASV).
 //! * [`pooled`] — `passive_mode = "pooled"`: the whole range listening,
 //!   leases by (client address, port).
 //! * [`fs`] — the sandboxed tree.
-//! * [`session`] — one control connection's state machine.
+//! * [`session`] — one control connection's state machine, one file per
+//!   command family (login, fs, data, transfer, listing, tls, info).
+//! * [`tls`] — FTPS: the control stream that can start and stop TLS, TLS
+//!   data connections, per-session resumption caches.
 //! * [`server`] — the accept loop, limits and draining shutdown.
 //!
 //! # Example
