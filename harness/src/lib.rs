@@ -15,6 +15,7 @@
 pub mod actor;
 pub mod client;
 pub mod engine;
+pub mod outcome;
 pub mod profile;
 pub mod report;
 pub mod runner;

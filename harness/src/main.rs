@@ -5,8 +5,9 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ftpnat::{
+    outcome::ScenarioResult,
     report::{self, Summary},
-    runner::{self, RunOptions, ScenarioResult},
+    runner::{self, RunOptions},
     scenario::{self, raw::EngineKind, resolve::ServerKind, Scenario},
 };
 
@@ -770,7 +771,7 @@ fn main() -> ExitCode {
                 Format::Human => {
                     for r in &rows {
                         let mark = match (r.status, r.required) {
-                            (runner::Status::Pass, _) => "PASS ",
+                            (ftpnat::outcome::Status::Pass, _) => "PASS ",
                             (_, true) => "FAIL ",
                             (_, false) => "NO   ",
                         };
@@ -782,11 +783,11 @@ fn main() -> ExitCode {
                     }
                     let ok = rows
                         .iter()
-                        .filter(|r| r.status == runner::Status::Pass)
+                        .filter(|r| r.status == ftpnat::outcome::Status::Pass)
                         .count();
                     let req_fail = rows
                         .iter()
-                        .filter(|r| r.required && r.status != runner::Status::Pass)
+                        .filter(|r| r.required && r.status != ftpnat::outcome::Status::Pass)
                         .count();
                     outln!(
                         "{ok} of {} behaviours work with {} ({req_fail} required check(s) failed)",
@@ -801,7 +802,7 @@ fn main() -> ExitCode {
             }
             if rows
                 .iter()
-                .all(|r| !r.required || r.status == runner::Status::Pass)
+                .all(|r| !r.required || r.status == ftpnat::outcome::Status::Pass)
             {
                 ExitCode::SUCCESS
             } else {
@@ -883,10 +884,10 @@ fn main() -> ExitCode {
                         .enumerate()
                     {
                         cells[i].push(match r.status {
-                            runner::Status::Pass => "pass".into(),
-                            runner::Status::Unsupported => "n/a".into(),
-                            runner::Status::Error => "error".into(),
-                            runner::Status::Fail => "**FAIL**".into(),
+                            ftpnat::outcome::Status::Pass => "pass".into(),
+                            ftpnat::outcome::Status::Unsupported => "n/a".into(),
+                            ftpnat::outcome::Status::Error => "error".into(),
+                            ftpnat::outcome::Status::Fail => "**FAIL**".into(),
                         });
                     }
                 }

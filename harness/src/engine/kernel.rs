@@ -16,7 +16,7 @@ use std::{io::Write, path::Path, sync::Arc};
 
 use crate::{
     engine::{
-        sim::Counters, Action, AlgMode, Behaviour, CtState, Direction, FullPolicy, GatewayConfig,
+        Action, AlgMode, Behaviour, Counters, CtState, Direction, FullPolicy, GatewayConfig,
         NatConfig, PortChoice, Side, Timeouts,
     },
     topology::Topology,

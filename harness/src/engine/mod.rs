@@ -6,6 +6,7 @@
 //! * [`kernel`] — Linux forwarding with a generated (or the user's own)
 //!   nftables rule set and the conntrack FTP helper.
 
+pub mod counters;
 pub mod kernel;
 pub mod sim;
 
@@ -13,6 +14,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
+
+pub use counters::Counters;
 
 /// Which side of the NAT an interface is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ pub mod svg;
 
 use serde::Serialize;
 
-use crate::runner::{ScenarioResult, Status};
+use crate::outcome::{ScenarioResult, Status};
 
 /// Totals.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]

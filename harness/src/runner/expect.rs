@@ -8,7 +8,7 @@ use ftpnat_server::protocol::addr::{self, is_non_public};
 use super::Seen;
 use crate::{
     client::DataOutcome,
-    engine::sim::Counters,
+    engine::Counters,
     scenario::{resolve::TransferExpect, Action, Expect},
 };
 

@@ -26,7 +26,12 @@ use serde::Serialize;
 use crate::{
     actor::reference::ReferenceServer,
     client::{FtpClient, Transcript, Transfer},
-    engine::sim::{Counters, SimGateway, SimReport},
+    engine::{
+        counters::sim_only,
+        sim::{SimGateway, SimReport},
+        Counters,
+    },
+    outcome::{ScenarioResult, Status, StepResult},
     scenario::{raw::EngineKind, raw::FileSpec, Action, Mode, Scenario, Step, Verb},
     topology::Topology,
 };
@@ -49,75 +54,6 @@ pub struct RunOptions {
     pub profile: Option<Arc<crate::profile::Profile>>,
     /// Hosts and gateways in Docker containers instead of bare namespaces.
     pub docker: bool,
-}
-
-/// Outcome of a scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Every expectation held.
-    Pass,
-    /// An expectation did not hold.
-    Fail,
-    /// The scenario could not be run (set-up failed).
-    Error,
-    /// Not run: the server or engine cannot do what it needs ("not
-    /// supported by this server", "not expressible with the kernel
-    /// engine"). Never a pass, and not a failure either.
-    Unsupported,
-}
-
-/// One step's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepResult {
-    /// Step number in the file.
-    pub index: usize,
-    /// Line in the file.
-    pub line: usize,
-    /// Client acting ("" for checks).
-    pub client: String,
-    /// What the step did.
-    pub action: String,
-    /// pass / fail.
-    pub status: Status,
-    /// Milliseconds.
-    pub duration_ms: u64,
-    /// What was seen.
-    pub seen: String,
-    /// Why it failed.
-    pub failure: Option<String>,
-}
-
-/// A scenario's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScenarioResult {
-    /// Name.
-    pub name: String,
-    /// File.
-    pub file: String,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// Status.
-    pub status: Status,
-    /// Total milliseconds.
-    pub duration_ms: u64,
-    /// Milliseconds to build the network and start actors.
-    pub setup_ms: u64,
-    /// Milliseconds to tear down.
-    pub teardown_ms: u64,
-    /// Steps run.
-    pub steps: Vec<StepResult>,
-    /// First failure, with the transcript tail.
-    pub failure: Option<String>,
-    /// What the server profile changed (steps not run, and why).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-    /// Gateway counters by gateway.
-    #[serde(skip)]
-    pub gateways: BTreeMap<String, Counters>,
-    /// Transcripts by client.
-    #[serde(skip)]
-    pub transcripts: BTreeMap<String, String>,
 }
 
 struct ClientState {
@@ -1157,29 +1093,6 @@ pub enum Disagreement {
     Documented,
 }
 
-/// Counters only the sim engine keeps (the kernel engine reports forwarded,
-/// rule hits and firewall/invalid drops).
-pub const SIM_ONLY_COUNTERS: &[&str] = &[
-    "alg_",
-    "expectations_",
-    "related_flows",
-    "mappings_",
-    "conns_",
-    "icmp_",
-    "arp_",
-    "dropped.no mapping",
-    "dropped.filtered",
-    "dropped.hairpin",
-    "dropped.impairment",
-    "tx_",
-    "rx_",
-];
-
-/// Whether only the sim engine keeps `counter`.
-pub fn sim_only_counter(counter: &str) -> bool {
-    SIM_ONLY_COUNTERS.iter().any(|p| counter.starts_with(p))
-}
-
 /// Counter checks on kernel-engine gateways of counters only the sim engine
 /// keeps are not run (the kernel reports them as 0); each gets a note.
 fn skip_sim_only_counters(sc: &mut Scenario, notes: &mut Vec<String>) {
@@ -1212,7 +1125,7 @@ fn skip_sim_only_counters(sc: &mut Scenario, notes: &mut Vec<String>) {
             continue;
         }
         step.expect.counters.retain(|(name, _, _)| {
-            let keep = !sim_only_counter(name);
+            let keep = !sim_only(name);
             if !keep {
                 notes.push(format!(
                     "step {index} (line {line}): counter {name} not checked: only the sim engine keeps it"
@@ -1234,16 +1147,16 @@ pub fn disagreement(sim: &ScenarioResult, kernel: &ScenarioResult) -> Option<Dis
     {
         return Some(Disagreement::NotExpressible);
     }
-    let sim_only = kernel
+    let only_sim_counters = kernel
         .steps
         .iter()
         .filter(|s| s.status != Status::Pass)
         .all(|s| {
             s.failure
                 .as_deref()
-                .is_some_and(|f| f.strip_prefix("counter ").is_some_and(sim_only_counter))
+                .is_some_and(|f| f.strip_prefix("counter ").is_some_and(sim_only))
         });
-    if kernel.status == Status::Fail && sim_only {
+    if kernel.status == Status::Fail && only_sim_counters {
         return Some(Disagreement::SimOnlyCounter);
     }
     Some(Disagreement::Behaviour)

@@ -18,9 +18,10 @@ use std::{net::Ipv4Addr, path::Path, sync::Arc};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use super::{RunOptions, ScenarioResult, Status};
+use super::RunOptions;
 use crate::{
     engine::kernel::RulesetFormat,
+    outcome::{ScenarioResult, Status},
     scenario::{self, resolve::ServerKind},
 };
 

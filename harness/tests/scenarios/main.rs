@@ -9,7 +9,8 @@ use std::{
 };
 
 use ftpnat::{
-    runner::{self, Lab, RunOptions, Status},
+    outcome::Status,
+    runner::{self, Lab, RunOptions},
     scenario,
 };
 

@@ -26,7 +26,8 @@ use std::{
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 
-use super::router::{Counters, Output, Router};
+use super::router::{Output, Router};
+use crate::engine::Counters;
 use crate::{
     engine::{GatewayConfig, Impairment},
     topology::Netns,

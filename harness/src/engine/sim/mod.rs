@@ -19,4 +19,4 @@ pub mod wire;
 mod tests;
 
 pub use driver::{SimGateway, SimReport};
-pub use router::{Counters, Output, Router};
+pub use router::{Output, Router};

@@ -14,13 +14,12 @@
 //! * Nothing here reads a clock or a socket: `now` comes in, frames go out.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     net::{Ipv4Addr, SocketAddrV4},
     time::{Duration, Instant},
 };
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::Serialize;
 
 use super::{
     alg::{self, Found, Scan, SeqAdj},
@@ -28,7 +27,8 @@ use super::{
     wire::{self, flags, Ip4, Kind, Mac, BROADCAST, ICMP, TCP, UDP},
 };
 use crate::engine::{
-    Action, AlgMode, Behaviour, CtState, Direction, FullPolicy, GatewayConfig, PortChoice, Side,
+    Action, AlgMode, Behaviour, Counters, CtState, Direction, FullPolicy, GatewayConfig,
+    PortChoice, Side,
 };
 
 /// A frame to transmit.
@@ -102,66 +102,6 @@ struct Expect {
     dst: SocketAddrV4,
     to: SocketAddrV4,
     expires: Instant,
-}
-
-/// Counters (JSON in the scenario artifacts).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Counters {
-    /// Per interface: received packets.
-    pub rx_packets: BTreeMap<String, u64>,
-    /// Per interface: received bytes.
-    pub rx_bytes: BTreeMap<String, u64>,
-    /// Per interface: transmitted packets.
-    pub tx_packets: BTreeMap<String, u64>,
-    /// Per interface: transmitted bytes.
-    pub tx_bytes: BTreeMap<String, u64>,
-    /// Packets forwarded.
-    pub forwarded: u64,
-    /// Drops by reason.
-    pub dropped: BTreeMap<String, u64>,
-    /// Flows created.
-    pub conns_created: u64,
-    /// Flows expired.
-    pub conns_expired: u64,
-    /// NAT mappings created.
-    pub mappings_created: u64,
-    /// NAT mappings expired.
-    pub mappings_expired: u64,
-    /// New mappings refused (table full).
-    pub mappings_refused: u64,
-    /// ALG: commands/replies rewritten.
-    pub alg_rewrites: u64,
-    /// ALG: found but not rewritten (broken modes, address mismatch).
-    pub alg_skipped: u64,
-    /// ALG: segments dropped (block-extended).
-    pub alg_blocked: u64,
-    /// ALG: interesting lines split across segments.
-    pub alg_split: u64,
-    /// ALG: expectations created.
-    pub expectations_created: u64,
-    /// ALG: expectations that admitted a data connection.
-    pub expectations_used: u64,
-    /// Flows admitted through an ALG expectation.
-    pub related_flows: u64,
-    /// ICMP errors generated.
-    pub icmp_errors_sent: u64,
-    /// ICMP errors translated back through NAT.
-    pub icmp_errors_translated: u64,
-    /// ARP replies sent.
-    pub arp_replies: u64,
-    /// ARP requests sent.
-    pub arp_requests: u64,
-    /// Firewall rule hits, by rule index.
-    pub rule_hits: Vec<u64>,
-    /// Firewall default-policy decisions on new flows.
-    pub policy_hits: u64,
-}
-
-impl Counters {
-    /// Total drops.
-    pub fn drops(&self) -> u64 {
-        self.dropped.values().sum()
-    }
 }
 
 /// The userspace gateway state machine.

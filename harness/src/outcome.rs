@@ -1,0 +1,79 @@
+//! What happened: a scenario's [`Status`], its steps' results and the
+//! [`ScenarioResult`] the runner produces and every report renders. Plain
+//! data; the runner fills it, [`crate::report`] reads it, neither knows the
+//! other.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::engine::Counters;
+
+/// Outcome of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every expectation held.
+    Pass,
+    /// An expectation did not hold.
+    Fail,
+    /// The scenario could not be run (set-up failed).
+    Error,
+    /// Not run: the server or engine cannot do what it needs ("not
+    /// supported by this server", "not expressible with the kernel
+    /// engine"). Never a pass, and not a failure either.
+    Unsupported,
+}
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// Step number in the file.
+    pub index: usize,
+    /// Line in the file.
+    pub line: usize,
+    /// Client acting ("" for checks).
+    pub client: String,
+    /// What the step did.
+    pub action: String,
+    /// pass / fail.
+    pub status: Status,
+    /// Milliseconds.
+    pub duration_ms: u64,
+    /// What was seen.
+    pub seen: String,
+    /// Why it failed.
+    pub failure: Option<String>,
+}
+
+/// A scenario's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioResult {
+    /// Name.
+    pub name: String,
+    /// File.
+    pub file: String,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Status.
+    pub status: Status,
+    /// Total milliseconds.
+    pub duration_ms: u64,
+    /// Milliseconds to build the network and start actors.
+    pub setup_ms: u64,
+    /// Milliseconds to tear down.
+    pub teardown_ms: u64,
+    /// Steps run.
+    pub steps: Vec<StepResult>,
+    /// First failure, with the transcript tail.
+    pub failure: Option<String>,
+    /// What the server profile changed (steps not run, and why).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Gateway counters by gateway.
+    #[serde(skip)]
+    pub gateways: BTreeMap<String, Counters>,
+    /// Transcripts by client.
+    #[serde(skip)]
+    pub transcripts: BTreeMap<String, String>,
+}
