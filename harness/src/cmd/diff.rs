@@ -1,0 +1,123 @@
+//! `ftpnat diff` (and `ftpnat run --engine sim,kernel`): the same scenarios
+//! on both engines, and where they disagree.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use ftpnat::{
+    runner::{self, Disagreement, RunOptions},
+    scenario::{raw::EngineKind, Scenario},
+};
+
+use super::{default_jobs, found, CliError, Format};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Scenario files or folders.
+    pub(crate) paths: Vec<PathBuf>,
+    /// Scenarios run at once.
+    #[arg(long)]
+    pub(crate) jobs: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human")]
+    pub(crate) format: Format,
+}
+
+pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
+    let scenarios = super::load_all(a.paths)?;
+    let opts = RunOptions {
+        no_pcap: true,
+        ..Default::default()
+    };
+    Ok(compare(
+        &scenarios,
+        a.jobs.unwrap_or_else(default_jobs),
+        a.format,
+        opts,
+    ))
+}
+
+/// One scenario the engines disagree on.
+struct Row {
+    name: String,
+    sim: ftpnat::outcome::Status,
+    kernel: ftpnat::outcome::Status,
+    kind: Disagreement,
+    /// The first line of the failure that tells them apart.
+    why: String,
+}
+
+/// Runs `scenarios` on both engines and reports every disagreement. Exit 1
+/// on a behaviour difference.
+pub(crate) fn compare(
+    scenarios: &[Scenario],
+    jobs: usize,
+    format: Format,
+    opts: RunOptions,
+) -> ExitCode {
+    let run = |engine| {
+        let opts = RunOptions {
+            engine: Some(engine),
+            ..opts.clone()
+        };
+        runner::run_all(scenarios, &opts, jobs, &|_, _| {})
+    };
+    let sim = run(EngineKind::Sim);
+    let kernel = run(EngineKind::Kernel);
+    let mut rows = Vec::new();
+    for ((a, b), sc) in sim.iter().zip(&kernel).zip(scenarios) {
+        if let Some(mut d) = runner::disagreement(a, b) {
+            if d == Disagreement::Behaviour && sc.tags.iter().any(|t| t == "kernel-differs") {
+                d = Disagreement::Documented;
+            }
+            let why = b
+                .failure
+                .clone()
+                .or_else(|| a.failure.clone())
+                .unwrap_or_default();
+            rows.push(Row {
+                name: a.name.clone(),
+                sim: a.status,
+                kernel: b.status,
+                kind: d,
+                why: why.lines().next().unwrap_or("").to_string(),
+            });
+        }
+    }
+    let count = |k| rows.iter().filter(|r| r.kind == k).count();
+    let behaviour = count(Disagreement::Behaviour);
+    match format {
+        Format::Human => {
+            for r in &rows {
+                outln!(
+                    "{}: sim {:?}, kernel {:?} — {:?}\n    {}",
+                    r.name,
+                    r.sim,
+                    r.kernel,
+                    r.kind,
+                    r.why
+                );
+            }
+            outln!(
+                "{} scenarios: {} agree, {} differ ({} in behaviour, {} documented (tag kernel-differs), {} not expressible in the kernel, {} sim-only counters)",
+                sim.len(),
+                sim.len() - rows.len(),
+                rows.len(),
+                behaviour,
+                count(Disagreement::Documented),
+                count(Disagreement::NotExpressible),
+                count(Disagreement::SimOnlyCounter),
+            );
+        }
+        Format::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| serde_json::json!({"name": r.name, "sim": r.sim, "kernel": r.kernel, "kind": r.kind, "detail": r.why}))
+                .collect();
+            outln!(
+                "{}",
+                serde_json::json!({"scenarios": sim.len(), "disagreements": v})
+            );
+        }
+    }
+    found(behaviour > 0)
+}

@@ -1,0 +1,228 @@
+//! The subcommands of the `ftpnat` binary, one module each: its arguments
+//! (clap derive; the doc comments are the help text) and a `run` that
+//! returns the exit code or a [`CliError`]. What the commands share lives
+//! here: standard-output writing that survives a closed pipe, loading and
+//! selecting scenarios, the `--engine` and `--format` values.
+//!
+//! Exit codes are decided in one place, [`CliError::exit_code`]: a command
+//! returns `Ok(0 or 1)` for what it found, `Err` when it could not run.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::ValueEnum;
+use ftpnat::{
+    runner,
+    scenario::{self, raw::EngineKind, Scenario},
+};
+
+/// `println!` that ends the program quietly when stdout is closed (e.g.
+/// `ftpnat list | head`) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            $crate::cmd::stdout_gone(e)
+        }
+    }};
+}
+
+/// `print!`, likewise.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            $crate::cmd::stdout_gone(e)
+        }
+    }};
+}
+
+pub(crate) mod check;
+pub(crate) mod clean;
+pub(crate) mod completions;
+pub(crate) mod debug;
+pub(crate) mod diff;
+pub(crate) mod graph;
+pub(crate) mod image;
+pub(crate) mod list;
+pub(crate) mod load;
+pub(crate) mod man;
+pub(crate) mod matrix;
+pub(crate) mod run;
+pub(crate) mod schema;
+pub(crate) mod speed;
+pub(crate) mod validate_ruleset;
+
+/// Why a command could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// Invalid input or usage: an option, a profile, a template, a rule
+    /// set, or a tool that is missing (exit 2).
+    #[error("{0}")]
+    Input(String),
+    /// Scenario files that do not load: each diagnostic already names the
+    /// file, line and column; printed as they are (exit 2).
+    #[error("{}", .0.join("\n"))]
+    Scenarios(Vec<String>),
+    /// The command started but could not finish, e.g. a load run or an
+    /// image build failed (exit 1).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    /// An input error from anything displayable.
+    pub(crate) fn input(e: impl std::fmt::Display) -> CliError {
+        CliError::Input(e.to_string())
+    }
+
+    /// A failure from anything displayable.
+    pub(crate) fn failed(e: impl std::fmt::Display) -> CliError {
+        CliError::Failed(e.to_string())
+    }
+
+    /// The process exit code: 2 for bad input, 1 when running failed.
+    pub(crate) fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Input(_) | CliError::Scenarios(_) => ExitCode::from(2),
+            CliError::Failed(_) => ExitCode::FAILURE,
+        }
+    }
+
+    /// Prints the error on standard error; returns its exit code.
+    pub(crate) fn report(&self) -> ExitCode {
+        match self {
+            CliError::Scenarios(_) => eprintln!("{self}"),
+            CliError::Input(_) | CliError::Failed(_) => eprintln!("error: {self}"),
+        }
+        self.exit_code()
+    }
+}
+
+/// Exit 1 when `failed`, else 0: what a command found.
+pub(crate) fn found(failed: bool) -> ExitCode {
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Stdout failed: a closed pipe ends the program like SIGPIPE would (exit
+/// 141 without a message); anything else is reported.
+pub(crate) fn stdout_gone(e: std::io::Error) -> ! {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("error: cannot write to standard output: {e}");
+    }
+    std::process::exit(141)
+}
+
+/// Output format of the commands that report on stdout.
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub(crate) enum Format {
+    Human,
+    Json,
+}
+
+/// A gateway engine as the command line names it (`image` is a scenario's
+/// own choice, never forced from the command line).
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub(crate) enum Engine {
+    Sim,
+    Kernel,
+}
+
+impl Engine {
+    /// The scenario model's engine.
+    pub(crate) fn kind(self) -> EngineKind {
+        match self {
+            Engine::Sim => EngineKind::Sim,
+            Engine::Kernel => EngineKind::Kernel,
+        }
+    }
+
+    /// Its name on the command line and in tables.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Engine::Sim => "sim",
+            Engine::Kernel => "kernel",
+        }
+    }
+}
+
+/// Scenarios at once when `--jobs` is not given: one per core.
+pub(crate) fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("scenarios/conformance")]
+    } else {
+        paths
+    }
+}
+
+/// Loads scenarios (default: the conformance suite); every invalid file
+/// and every name used twice is reported, all at once.
+pub(crate) fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Scenario>, CliError> {
+    let files = scenario::discover(&default_paths(paths)).map_err(CliError::input)?;
+    if files.is_empty() {
+        return Err(CliError::Input("no scenario files (*.toml) found".into()));
+    }
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        match scenario::load(&f) {
+            Ok(s) => out.push(s),
+            Err(d) => problems.push(d.pretty()),
+        }
+    }
+    let mut names = std::collections::BTreeMap::new();
+    for s in &out {
+        if let Some(prev) = names.insert(s.name.clone(), s.file.clone()) {
+            problems.push(format!(
+                "error: scenario name {:?} is used by both {} and {}",
+                s.name,
+                prev.display(),
+                s.file.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        let bad = problems.len();
+        problems.push(format!("error: {bad} invalid scenario file(s)"));
+        return Err(CliError::Scenarios(problems));
+    }
+    Ok(out)
+}
+
+/// Applies `--shard K/N`, or explains the bad value.
+pub(crate) fn apply_shard(
+    scenarios: Vec<Scenario>,
+    shard: Option<String>,
+) -> Result<Vec<Scenario>, CliError> {
+    let Some(sh) = shard else {
+        return Ok(scenarios);
+    };
+    match runner::parse_shard(&sh) {
+        Some((k, n)) => Ok(runner::shard(scenarios, k, n)),
+        None => Err(CliError::Input(format!(
+            "--shard {sh:?}: expected K/N with 1 <= K <= N"
+        ))),
+    }
+}
+
+/// Removes what dead runs left behind (namespaces, folders, containers);
+/// every command that builds networks calls this first.
+pub(crate) fn sweep_leftovers() {
+    if let Ok(s) = ftpnat::topology::sweep() {
+        if !s.namespaces.is_empty() || !s.tempdirs.is_empty() || !s.containers.is_empty() {
+            eprintln!(
+                "swept {} namespace(s), {} temporary folder(s) and {} container(s) left by dead runs",
+                s.namespaces.len(),
+                s.tempdirs.len(),
+                s.containers.len()
+            );
+        }
+    }
+}
