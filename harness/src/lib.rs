@@ -21,4 +21,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod tls;
+pub mod tools;
 pub mod topology;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use ftpnat::runner::load::{self, LoadReport, LoadSpec};
+use ftpnat::tools::load::{self, LoadReport, LoadSpec};
 
 use super::{CliError, Engine, Format};
 

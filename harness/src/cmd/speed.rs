@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use ftpnat::{runner::speed, scenario::resolve::ServerKind};
+use ftpnat::{scenario::resolve::ServerKind, tools::speed};
 
 use super::{CliError, Format};
 

@@ -7,8 +7,8 @@ use clap::ValueEnum;
 use ftpnat::{
     engine::kernel::RulesetFormat,
     outcome::Status,
-    runner::ruleset::{self, Params, Row, Settings},
     scenario::resolve::ServerKind,
+    tools::validate_ruleset::{self as ruleset, Params, Row, Settings},
 };
 
 use super::{default_jobs, found, CliError, Format};

@@ -7,9 +7,6 @@
 //! connections by the step timeout, the whole scenario by its own.
 
 pub mod expect;
-pub mod load;
-pub mod ruleset;
-pub mod speed;
 pub mod topo;
 
 use std::{

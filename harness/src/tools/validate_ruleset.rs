@@ -18,7 +18,7 @@ use std::{net::Ipv4Addr, path::Path, sync::Arc};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
-use super::RunOptions;
+use crate::runner::{self, RunOptions};
 use crate::{
     engine::kernel::RulesetFormat,
     outcome::{ScenarioResult, Status},
@@ -355,7 +355,7 @@ fn run_battery(params: &Params, jobs: usize, gateway: &str) -> Result<Vec<Row>, 
         scenarios
             .push(scenario::parse(&text, &path).map_err(|d| RulesetError::Params(d.to_string()))?);
     }
-    let results: Vec<ScenarioResult> = super::run_all(
+    let results: Vec<ScenarioResult> = runner::run_all(
         &scenarios,
         &RunOptions {
             no_pcap: true,

@@ -20,10 +20,13 @@ use std::{
 
 use serde::Serialize;
 
-use super::{Lab, Status};
 use crate::{
     client::{DataOutcome, FtpClient, Transcript},
     scenario,
+};
+use crate::{
+    outcome::Status,
+    runner::{Lab, Server},
 };
 
 /// What to run.
@@ -265,8 +268,8 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
     });
     let seconds = t0.elapsed().as_secs_f64();
     let metrics = lab.servers.get("server").and_then(|s| match s {
-        super::Server::Reference(r) => r.metrics(),
-        super::Server::External(_) => None,
+        Server::Reference(r) => r.metrics(),
+        Server::External(_) => None,
     });
     let fallbacks = metrics.map_or(0, |m| m.fallback);
     let server_hold = metrics

@@ -21,7 +21,7 @@ use std::{
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::Lab;
+use crate::runner::Lab;
 use crate::{
     actor::daemon::Daemon,
     client::{pasv_addr, FtpClient, Transcript},
