@@ -1,4 +1,5 @@
-//! Real clients against the reference server on loopback. The README's test
+//! Real clients (curl, lftp, Python ftplib) against the reference server on
+//! loopback. The README's test
 //! command (ci/test.sh) installs them; a missing one fails with what to install.
 
 use std::time::Duration;
