@@ -14,6 +14,7 @@
 //! * [`topology`] — namespaces, veths, bridges, routes; sockets and processes inside them.
 pub mod actor;
 pub mod client;
+pub mod confine;
 pub mod engine;
 pub mod outcome;
 pub mod profile;

@@ -126,6 +126,10 @@ impl Cmd {
 }
 
 fn main() -> ExitCode {
+    // Started by a run as its cleanup watchdog (see topology::watchdog).
+    if ftpnat::topology::watchdog::run_if_asked() {
+        return ExitCode::SUCCESS;
+    }
     match run() {
         Ok(code) => code,
         Err(e) => e.report(),
@@ -137,6 +141,10 @@ fn run() -> Result<ExitCode, cmd::CliError> {
     ftpnat::topology::rootless::enter_if_unprivileged().map_err(cmd::CliError::input)?;
     let cli = Cli::parse();
     if cli.command.builds_networks() {
+        // A kill or an abort of this run leaves nothing either.
+        if let Err(e) = ftpnat::topology::watchdog::spawn() {
+            eprintln!("warning: no cleanup watchdog ({e}): a killed run leaves its namespaces until the next run sweeps them");
+        }
         cmd::sweep_leftovers();
     }
     match cli.command {

@@ -470,9 +470,11 @@ fn tail(text: &str, n: usize) -> String {
         .collect()
 }
 
-/// File-name-safe version of a scenario or client name.
+/// File-name-safe version of a scenario or client name: one path
+/// component, never `.` or `..`.
 pub fn sanitize(s: &str) -> String {
-    s.chars()
+    let out: String = s
+        .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
                 c
@@ -480,15 +482,54 @@ pub fn sanitize(s: &str) -> String {
                 '_'
             }
         })
-        .collect()
+        .collect();
+    if out.is_empty() || out.starts_with('.') {
+        format!("_{out}")
+    } else {
+        out
+    }
 }
 
 /// Deterministic content of a generated file.
 pub fn generated_bytes(size: u64, seed: u64) -> Vec<u8> {
-    use rand::{RngCore, SeedableRng};
-    let mut v = vec![0u8; size as usize];
-    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut v);
-    v
+    crate::confine::generated_bytes(size, seed)
+}
+
+/// Creates a host's served files beneath `root`: names were checked at
+/// load time and are opened again without following links; generated
+/// content is streamed; the total must fit the free space.
+fn write_files(root: &Path, files: &BTreeMap<String, FileSpec>) -> Result<(), String> {
+    let need: u64 = files
+        .values()
+        .map(|f| match f {
+            FileSpec::Text(t) => t.len() as u64,
+            FileSpec::Generated { size, .. } => *size,
+        })
+        .sum();
+    let free = crate::confine::free_bytes(root).map_err(|e| e.to_string())?;
+    // Keep a margin for logs, pcaps and uploads.
+    if need.saturating_add(64 << 20) > free {
+        return Err(format!(
+            "the scenario's files need {need} bytes but {} has only {free} bytes free",
+            root.display()
+        ));
+    }
+    let dir = crate::confine::Confined::open(root).map_err(|e| e.to_string())?;
+    for (name, spec) in files {
+        let mut f = dir
+            .create(name)
+            .map_err(|e| format!("{}/{name}: {e}", root.display()))?;
+        let r = match spec {
+            FileSpec::Text(t) => std::io::Write::write_all(&mut f, t.as_bytes()),
+            FileSpec::Generated { size, seed } => {
+                let mut w = std::io::BufWriter::new(f);
+                crate::confine::write_generated(&mut w, *size, *seed)
+                    .and_then(|()| std::io::Write::flush(&mut w))
+            }
+        };
+        r.map_err(|e| format!("{}/{name}: {e}", root.display()))?;
+    }
+    Ok(())
 }
 
 fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
@@ -542,17 +583,7 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         let Some(server) = &h.server else { continue };
         let root = dir.join(format!("{}-root", sanitize(&h.name)));
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-        for (name, spec) in &h.files {
-            let path = root.join(name.trim_start_matches('/'));
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
-            }
-            let bytes = match spec {
-                FileSpec::Text(t) => t.clone().into_bytes(),
-                FileSpec::Generated { size, seed } => generated_bytes(*size, *seed),
-            };
-            std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
+        write_files(&root, &h.files)?;
         let mut raw = server.config.clone();
         if server.tls {
             if env.pki.is_none() {

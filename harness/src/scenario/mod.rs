@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod resolve;
+pub mod safety;
 
 use std::path::{Path, PathBuf};
 

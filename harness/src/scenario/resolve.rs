@@ -12,7 +12,7 @@ use std::{
 use ipnet::{IpNet, Ipv4Net};
 use regex::Regex;
 
-use super::raw::*;
+use super::{raw::*, safety};
 use crate::{
     client::DataOutcome,
     engine::{Firewall, Forward, GatewayConfig, IfaceConfig, Rule, Side},
@@ -488,32 +488,74 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, Diagnostic> {
     resolve(raw, &cx)
 }
 
-/// Reads, parses and validates a scenario file.
+/// Reads, parses and validates a scenario file (at most
+/// [`safety::MAX_SCENARIO_BYTES`]).
 pub fn load(file: &Path) -> Result<Scenario, Diagnostic> {
-    let text = std::fs::read_to_string(file).map_err(|e| Diagnostic {
+    let fail = |message: String| Diagnostic {
         file: file.to_owned(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
+        line: 1,
+        column: 1,
+        message,
         span: 0..0,
         source_text: String::new(),
-    })?;
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(file).map_err(|e| fail(format!("cannot read: {e}")))?,
+            safety::MAX_SCENARIO_BYTES + 1,
+        ),
+        &mut text,
+    )
+    .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if text.len() as u64 > safety::MAX_SCENARIO_BYTES {
+        return Err(fail(format!(
+            "the file is larger than {} bytes",
+            safety::MAX_SCENARIO_BYTES
+        )));
+    }
     parse(&text, file)
 }
 
 fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
-    if raw.name.trim().is_empty() {
-        return Err(cx.err(cx.find("name", 0), "`name` must not be empty"));
+    safety::scenario_name(raw.name.get_ref()).map_err(|m| cx.err(raw.name.span(), m))?;
+    if raw.gateway.len() > safety::MAX_GATEWAYS || raw.host.len() > safety::MAX_HOSTS {
+        return Err(cx.err(
+            0..0,
+            format!(
+                "at most {} gateways and {} hosts",
+                safety::MAX_GATEWAYS,
+                safety::MAX_HOSTS
+            ),
+        ));
+    }
+    if let Some(t) = raw
+        .timeout_s
+        .filter(|t| *t == 0 || *t > safety::MAX_TIMEOUT_S)
+    {
+        return Err(cx.err(
+            cx.find("timeout_s", 0),
+            format!(
+                "timeout_s = {t}: from 1 to {} seconds",
+                safety::MAX_TIMEOUT_S
+            ),
+        ));
     }
     let mut names = BTreeSet::new();
     let mut gateways = Vec::new();
     let default_ready = Regex::new("ready").expect("literal");
+    // Every address in the scenario once: who holds it and where it is written.
+    let mut taken: BTreeMap<IpAddr, String> = BTreeMap::new();
     for (gi, g) in raw.gateway.iter().enumerate() {
-        if !names.insert(g.name.clone()) {
+        safety::node_name(g.name.get_ref()).map_err(|m| cx.err(g.name.span(), m))?;
+        if !names.insert(g.name.get_ref().clone()) {
             return Err(cx.err(
-                cx.find(&format!("\"{}\"", g.name), 0),
-                format!("name {:?} is used twice", g.name),
+                g.name.span(),
+                format!("name {:?} is used twice", g.name.get_ref()),
             ));
+        }
+        if let Some(i) = &g.image {
+            safety::image_ref(i.get_ref()).map_err(|m| cx.err(i.span(), m))?;
         }
         let net = |s: &toml::Spanned<String>| -> Result<Ipv4Net, Diagnostic> {
             s.get_ref().parse::<Ipv4Net>().map_err(|_| {
@@ -531,6 +573,15 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
         if lan.trunc() == wan.trunc() {
             return Err(cx.err(g.wan.span(), "lan and wan must be different networks"));
         }
+        for (n, s) in [(lan, &g.lan), (wan, &g.wan)] {
+            take_addr(
+                &mut taken,
+                IpAddr::V4(n.addr()),
+                g.name.get_ref(),
+                cx,
+                s.span(),
+            )?;
+        }
         let mac = |i: u8| [0x02, 0xfe, gi as u8, 0, 0, i];
         let mtu = g.mtu.unwrap_or(1500);
         let mut forwards = Vec::new();
@@ -538,12 +589,16 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             let proto = proto_num(f.proto.as_deref()).map_err(|m| cx.err(f.ports.span(), m))?;
             let ranges = parse_ports(f.ports.get_ref()).map_err(|m| cx.err(f.ports.span(), m))?;
             let to = f.to.get_ref();
-            let host = raw.host.iter().find(|h| &h.name == to).ok_or_else(|| {
-                cx.err(
-                    f.to.span(),
-                    format!("forward target {to:?} is not a host of this scenario"),
-                )
-            })?;
+            let host = raw
+                .host
+                .iter()
+                .find(|h| h.name.get_ref() == to)
+                .ok_or_else(|| {
+                    cx.err(
+                        f.to.span(),
+                        format!("forward target {to:?} is not a host of this scenario"),
+                    )
+                })?;
             let to_ip = match host.addr.get_ref().parse::<IpNet>() {
                 Ok(IpNet::V4(n)) if lan.contains(&n.addr()) => n.addr(),
                 _ => {
@@ -664,7 +719,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
         }
         let masquerade = g.masquerade.unwrap_or(true);
         let config = GatewayConfig {
-            name: g.name.clone(),
+            name: g.name.get_ref().clone(),
             ifaces: vec![
                 IfaceConfig {
                     name: lan_name.clone(),
@@ -697,10 +752,23 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                 return Err(cx.err(f.span(), "ruleset needs engine = \"kernel\""))
             }
             Some(f) => {
-                let path = cx.file.parent().unwrap_or(Path::new(".")).join(f.get_ref());
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    cx.err(f.span(), format!("cannot read {}: {e}", path.display()))
-                })?;
+                // Beneath the scenario's folder, never through a link.
+                crate::confine::relative_name(f.get_ref())
+                    .map_err(|m| cx.err(f.span(), format!("ruleset: {m}")))?;
+                let folder = cx.file.parent().unwrap_or(Path::new("."));
+                let folder = if folder.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    folder
+                };
+                let text = crate::confine::Confined::open(folder)
+                    .and_then(|d| d.read_to_string(f.get_ref(), safety::MAX_RULESET_BYTES))
+                    .map_err(|e| {
+                        cx.err(
+                            f.span(),
+                            format!("cannot read ruleset {:?}: {e}", f.get_ref()),
+                        )
+                    })?;
                 Some(crate::engine::kernel::CustomRuleset {
                     format: g
                         .ruleset_format
@@ -711,15 +779,15 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
         };
         if engine == EngineKind::Image && g.image.is_none() {
             return Err(cx.err(
-                cx.find(&format!("\"{}\"", g.name), 0),
-                format!("gateway {}: engine = \"image\" needs image = \"NAME:TAG\" (a local Docker image)", g.name),
+                g.name.span(),
+                format!("gateway {}: engine = \"image\" needs image = \"NAME:TAG\" (a local Docker image)", g.name.get_ref()),
             ));
         }
         let image_ready = match &g.image_ready {
             Some(r) => Some(Regex::new(r).map_err(|e| {
                 cx.err(
-                    cx.find(&format!("\"{}\"", g.name), 0),
-                    format!("gateway {}: image_ready: {e}", g.name),
+                    g.name.span(),
+                    format!("gateway {}: image_ready: {e}", g.name.get_ref()),
                 )
             })?),
             None if engine == EngineKind::Image => Some(default_ready.clone()),
@@ -729,17 +797,22 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             engine,
             ruleset,
             config,
-            image: g.image.clone(),
+            image: g.image.as_ref().map(|i| i.get_ref().clone()),
             image_ready,
         });
     }
     let mut hosts = Vec::new();
-    for h in &raw.host {
-        if !names.insert(h.name.clone()) {
+    let mut files_total = 0u64;
+    for (hi, h) in raw.host.iter().enumerate() {
+        safety::node_name(h.name.get_ref()).map_err(|m| cx.err(h.name.span(), m))?;
+        if !names.insert(h.name.get_ref().clone()) {
             return Err(cx.err(
-                cx.find(&format!("\"{}\"", h.name), 0),
-                format!("name {:?} is used twice", h.name),
+                h.name.span(),
+                format!("name {:?} is used twice", h.name.get_ref()),
             ));
+        }
+        if let Some(i) = &h.image {
+            safety::image_ref(i.get_ref()).map_err(|m| cx.err(i.span(), m))?;
         }
         let mut addrs = vec![h.addr.get_ref().parse::<IpNet>().map_err(|_| {
             cx.err(
@@ -757,6 +830,16 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                 })?,
             );
         }
+        for (i, a) in addrs.iter().enumerate() {
+            let span = if i == 0 {
+                h.addr.span()
+            } else {
+                cx.find(&h.addrs[i - 1], h.name.span().start)
+            };
+            take_addr(&mut taken, a.addr(), h.name.get_ref(), cx, span)?;
+        }
+        let block = nth_header(cx, "[[host]]", hi + 1).start;
+        files_total = check_files(h, cx, block, files_total)?;
         let v4 = addrs.iter().find_map(|a| match a {
             IpNet::V4(n) => Some(n.addr()),
             _ => None,
@@ -827,6 +910,7 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                             .map_err(|e| cx.err(t.span(), format!("server config: {e}")))?
                     }
                 };
+                check_server_config(&config, s, hi, h, cx)?;
                 Some(ServerSpec {
                     kind,
                     config,
@@ -835,15 +919,16 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                 })
             }
         };
+        check_services(h, server.as_ref(), cx)?;
         hosts.push(HostSpec {
-            name: h.name.clone(),
+            name: h.name.get_ref().clone(),
             addrs,
             default_via,
             hosts: h.hosts.clone(),
             files: h.files.clone(),
             server,
             services: h.services.clone(),
-            image: h.image.clone(),
+            image: h.image.as_ref().map(|i| i.get_ref().clone()),
         });
     }
     let mut clients = BTreeMap::new();
@@ -851,8 +936,15 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
     for (i, s) in raw.step.iter().enumerate() {
         steps.push(resolve_step(s, i + 1, cx, &hosts, &gateways, &mut clients)?);
     }
+    let count = |s: &Step| match &s.action {
+        Action::Parallel(v) => v.len() + 1,
+        _ => 1,
+    };
+    if steps.iter().map(count).sum::<usize>() > safety::MAX_STEPS {
+        return Err(cx.err(0..0, format!("at most {} steps", safety::MAX_STEPS)));
+    }
     Ok(Scenario {
-        name: raw.name,
+        name: raw.name.into_inner(),
         description: raw.description,
         tags: raw.tags,
         file: cx.file.to_owned(),
@@ -864,14 +956,222 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
 }
 
 fn step_span(cx: &Ctx<'_>, index: usize) -> Range<usize> {
-    // The index-th "[[step]]" header.
+    nth_header(cx, "[[step]]", index)
+}
+
+/// The span of the `index`-th (1-based) `header` in the file.
+fn nth_header(cx: &Ctx<'_>, header: &str, index: usize) -> Range<usize> {
     let mut from = 0;
     let mut span = 0..0;
     for _ in 0..index {
-        span = cx.find("[[step]]", from);
+        span = cx.find(header, from);
         from = span.end;
     }
     span
+}
+
+/// Records that `owner` holds `ip`; two holders of one address is an error
+/// (the kernel would refuse the second, or traffic would go astray).
+fn take_addr(
+    taken: &mut BTreeMap<IpAddr, String>,
+    ip: IpAddr,
+    owner: &str,
+    cx: &Ctx<'_>,
+    span: Range<usize>,
+) -> Result<(), Diagnostic> {
+    if let Some(prev) = taken.insert(ip, owner.to_string()) {
+        return Err(cx.err(
+            span,
+            if prev == owner {
+                format!("{owner} has address {ip} twice")
+            } else {
+                format!("address {ip} of {owner} is already {prev}'s")
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The served files: names stay inside the served tree, sizes within the
+/// limits. Returns the running total.
+fn check_files(h: &RawHost, cx: &Ctx<'_>, block: usize, mut total: u64) -> Result<u64, Diagnostic> {
+    if h.files.len() > safety::MAX_FILES {
+        return Err(cx.err(
+            h.name.span(),
+            format!("at most {} files per host", safety::MAX_FILES),
+        ));
+    }
+    for (name, spec) in &h.files {
+        let at = {
+            let quoted = cx.find(&format!("{name:?}"), block);
+            if quoted.start > block || quoted.end > quoted.start {
+                quoted
+            } else {
+                cx.find(name, block)
+            }
+        };
+        crate::confine::relative_name(name)
+            .map_err(|m| cx.err(at.clone(), format!("files: {m}")))?;
+        let size = match spec {
+            FileSpec::Text(t) => t.len() as u64,
+            FileSpec::Generated { size, .. } => *size,
+        };
+        if size > safety::MAX_FILE_SIZE {
+            return Err(cx.err(
+                cx.find("size", at.start),
+                format!(
+                    "files.{name:?}: size {size} is larger than the limit of {} bytes",
+                    safety::MAX_FILE_SIZE
+                ),
+            ));
+        }
+        total += size;
+        if total > safety::MAX_FILES_TOTAL {
+            return Err(cx.err(
+                at,
+                format!(
+                    "the scenario's files add up to more than {} bytes",
+                    safety::MAX_FILES_TOTAL
+                ),
+            ));
+        }
+    }
+    // A file and a folder of the same name cannot both exist.
+    for name in h.files.keys() {
+        let mut prefix = String::new();
+        for part in name.split('/') {
+            if !prefix.is_empty() && h.files.contains_key(prefix.trim_end_matches('/')) {
+                let dir = prefix.trim_end_matches('/');
+                return Err(cx.err(
+                    cx.find(&format!("{name:?}"), block),
+                    format!("files: {name:?} needs a folder {dir:?}, which is also a file"),
+                ));
+            }
+            prefix.push_str(part);
+            prefix.push('/');
+        }
+    }
+    Ok(total)
+}
+
+/// Keys the runner owns: the served tree, the log and the certificate are
+/// the run's own files (a scenario naming them could read or write outside
+/// its run).
+const RUNNER_KEYS: &[(&str, &str)] = &[
+    (
+        "root",
+        "the runner serves the host's `files` from the run's folder",
+    ),
+    (
+        "log_file",
+        "the runner keeps the server's log in the run's folder",
+    ),
+    (
+        "tls_cert",
+        "use `tls = true` (a throw-away certificate made for the run)",
+    ),
+    (
+        "tls_key",
+        "use `tls = true` (a throw-away certificate made for the run)",
+    ),
+];
+
+/// The reference server's own validation of a scenario's server keys, run
+/// at load time as the runner would (root and listen filled in, names
+/// resolved through the host's `hosts` table), with the error placed on the
+/// key.
+fn check_server_config(
+    config: &ftpnat_server::config::RawConfig,
+    s: &RawServer,
+    host_index: usize,
+    h: &RawHost,
+    cx: &Ctx<'_>,
+) -> Result<(), Diagnostic> {
+    let table_span = s.config.as_ref().map_or(s.kind.span(), |t| t.span());
+    let at = |key: &str| -> Range<usize> {
+        let path = format!("host[{host_index}].server.config.{key}");
+        ftpnat_server::config::key_position(cx.text, &path)
+            .map(|(line, col)| {
+                let start = cx
+                    .text
+                    .split_inclusive('\n')
+                    .take(line - 1)
+                    .map(str::len)
+                    .sum::<usize>();
+                start + col - 1..start + col
+            })
+            .unwrap_or_else(|| table_span.clone())
+    };
+    for (key, why) in RUNNER_KEYS {
+        if s.config
+            .as_ref()
+            .is_some_and(|t| t.get_ref().contains_key(*key))
+        {
+            return Err(cx.err(
+                at(key),
+                format!("server config: `{key}` is not a scenario key: {why}"),
+            ));
+        }
+    }
+    let mut probe = config.clone();
+    probe.root = Some(std::env::temp_dir());
+    probe
+        .listen
+        .get_or_insert_with(|| vec!["0.0.0.0:21".into()]);
+    if s.tls == Some(true) {
+        // The runner adds the run's certificate.
+        probe.tls_required = None;
+    }
+    let table = h.hosts.clone();
+    let resolver = move |name: &str| -> std::io::Result<Vec<IpAddr>> {
+        table.get(name).map(|ip| vec![*ip]).ok_or_else(|| {
+            std::io::Error::other(format!("{name} is not in this host's `hosts` table"))
+        })
+    };
+    match ftpnat_server::config::Config::resolve(probe, cx.file, &resolver) {
+        Ok(_) => Ok(()),
+        Err(ftpnat_server::config::ConfigError::Invalid { key, reason, .. }) => Err(cx.err(
+            at(&key),
+            format!("server config: invalid `{key}`: {reason}"),
+        )),
+        Err(e) => Err(cx.err(table_span, format!("server config: {e}"))),
+    }
+}
+
+/// Other listening ports: 1-65535, each once, not the server's own port.
+fn check_services(
+    h: &RawHost,
+    server: Option<&ServerSpec>,
+    cx: &Ctx<'_>,
+) -> Result<(), Diagnostic> {
+    let at = || cx.find("services", h.name.span().start);
+    let mut seen = BTreeSet::new();
+    let server_ports: BTreeSet<u16> = server
+        .map(|s| {
+            s.config
+                .listen
+                .clone()
+                .unwrap_or_else(|| vec!["0.0.0.0:21".into()])
+                .iter()
+                .filter_map(|l| l.parse::<SocketAddr>().ok().map(|a| a.port()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for p in &h.services {
+        if *p == 0 || !seen.insert(*p) {
+            return Err(cx.err(at(), format!("services: port {p} is 0 or listed twice")));
+        }
+        if server_ports.contains(p) {
+            return Err(cx.err(
+                at(),
+                format!(
+                    "services: port {p} is the FTP server's own port on {}",
+                    h.name.get_ref()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_step(
@@ -886,6 +1186,30 @@ fn resolve_step(
     let line = ftpnat_server::config::line_col(cx.text, here.start).0;
     let bad = |m: String| cx.err(here.clone(), format!("step {index}: {m}"));
     let host_exists = |n: &str| hosts.iter().any(|h| h.name == n);
+    for (what, v) in [
+        ("timeout_ms", s.timeout_ms),
+        (
+            "expect.within_ms",
+            s.expect.as_ref().and_then(|e| e.within_ms),
+        ),
+        (
+            "expect.at_least_ms",
+            s.expect.as_ref().and_then(|e| e.at_least_ms),
+        ),
+    ] {
+        if let Some(v) = v.filter(|v| *v > safety::MAX_STEP_MS) {
+            return Err(bad(format!(
+                "{what} = {v}: at most {} ms",
+                safety::MAX_STEP_MS
+            )));
+        }
+    }
+    if let Some(n) = s.size.filter(|n| *n > safety::MAX_UPLOAD) {
+        return Err(bad(format!(
+            "size = {n}: an upload is at most {} bytes",
+            safety::MAX_UPLOAD
+        )));
+    }
     let timeout = s.timeout_ms.map_or(STEP_TIMEOUT, Duration::from_millis);
     let expect = resolve_expect(s.expect.as_ref(), &bad)?;
     let actions = [

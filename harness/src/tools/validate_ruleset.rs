@@ -318,19 +318,20 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
         .format
         .unwrap_or_else(|| RulesetFormat::detect(&rules));
     check_loads(&rules, file, format)?;
-    let abs = file
-        .canonicalize()
-        .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
+    // The battery's scenarios name the rule set beside themselves (a
+    // scenario reads nothing outside its own folder).
     let gateway = format!(
-        "engine = \"kernel\"\nruleset = \"{}\"\nruleset_format = \"{}\"",
-        abs.display(),
+        "engine = \"kernel\"\nruleset = \"{RULESET_COPY}\"\nruleset_format = \"{}\"",
         match format {
             RulesetFormat::Nft => "nft",
             RulesetFormat::Iptables => "iptables",
         }
     );
-    run_battery(params, jobs, &gateway)
+    run_battery(params, jobs, &gateway, Some(&rules))
 }
+
+/// The name of the user's rule set copied beside the battery's scenarios.
+const RULESET_COPY: &str = "user-ruleset";
 
 /// Runs the battery through the user's router image instead of a rule set
 /// (`engine = "image"`: the image's entrypoint configures its own NAT and
@@ -341,13 +342,23 @@ pub fn validate_image(image: &str, params: &Params, jobs: usize) -> Result<Vec<R
         params,
         jobs,
         &format!("engine = \"image\"\nimage = \"{image}\""),
+        None,
     )
 }
 
-fn run_battery(params: &Params, jobs: usize, gateway: &str) -> Result<Vec<Row>, RulesetError> {
+fn run_battery(
+    params: &Params,
+    jobs: usize,
+    gateway: &str,
+    rules: Option<&str>,
+) -> Result<Vec<Row>, RulesetError> {
     let b = battery(params)?;
     let dir =
         crate::topology::netns::run_tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
+    if let Some(r) = rules {
+        std::fs::write(dir.path().join(RULESET_COPY), r)
+            .map_err(|e| RulesetError::Read(e.to_string()))?;
+    }
     let mut scenarios = Vec::new();
     for (name, _, _, _, body) in &b.rows {
         let text = format!("name = \"{name}\"\n{}", body.replace("@GATEWAY@", gateway));

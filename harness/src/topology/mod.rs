@@ -25,6 +25,7 @@ pub mod link;
 pub mod netns;
 pub mod process;
 pub mod rootless;
+pub mod watchdog;
 
 use std::{
     collections::BTreeMap,

@@ -14,6 +14,8 @@ use ftpnat::{
     scenario,
 };
 
+mod adversarial;
+
 const SUITE: &str = "../scenarios/conformance";
 const BIN: &str = env!("CARGO_BIN_EXE_ftpnat");
 
