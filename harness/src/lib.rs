@@ -10,6 +10,7 @@
 //! * [`engine`] — gateway engines; [`engine::sim`] is the userspace NAT/firewall.
 //! * [`runner`] — runs scenarios: network, actors, steps, expectations, artifacts.
 //! * [`report`] — human, JSON and JUnit reports; the topology SVG.
+//! * [`ruleset`] — users' own rule sets as routers export them: includes, scans, edits to load here, traces.
 //! * [`scenario`] — scenario files: parse, validate, diagnostics with positions.
 //! * [`topology`] — namespaces, veths, bridges, routes; sockets and processes inside them.
 pub mod actor;
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod outcome;
 pub mod profile;
 pub mod report;
+pub mod ruleset;
 pub mod runner;
 pub mod scenario;
 pub mod tls;
