@@ -19,10 +19,11 @@ use ftpnat_server::protocol::{addr, Line, LineReader, Reply, ReplyParser};
 use serde::Serialize;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::{TcpListener, TcpSocket, TcpStream},
+    net::{TcpListener, TcpStream},
 };
 
 use crate::tls::ClientTls;
+pub use crate::topology::{HostSockets, SocketFactory};
 
 /// The client's side of a control or data connection: clear, or TLS.
 #[derive(Debug)]
@@ -84,26 +85,6 @@ impl AsyncWrite for Conn {
         match self.get_mut().pin() {
             Ok(p) => p.poll_shutdown(cx),
             Err(e) => Poll::Ready(Err(e)),
-        }
-    }
-}
-
-/// Creates sockets in the right network namespace.
-pub trait SocketFactory: Send + Sync + std::fmt::Debug {
-    /// A new, unbound TCP socket of the family of `like`.
-    fn tcp_socket(&self, like: SocketAddr) -> io::Result<TcpSocket>;
-}
-
-/// Sockets in the caller's own namespace.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HostSockets;
-
-impl SocketFactory for HostSockets {
-    fn tcp_socket(&self, like: SocketAddr) -> io::Result<TcpSocket> {
-        if like.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
         }
     }
 }

@@ -73,7 +73,7 @@ pub fn holder_image() -> Result<(String, String), String> {
         h.update(f.as_os_str().as_encoded_bytes());
         h.update(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
     }
-    let tag = crate::client::hex(&h.finalize())[..12].to_string();
+    let tag = format!("{:x}", h.finalize())[..12].to_string();
     let name = "ftpnat/holder".to_string();
     if docker(&["image", "inspect", &format!("{name}:{tag}")]).is_ok() {
         return Ok((name, tag));
@@ -317,7 +317,7 @@ fn short_hash(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     }
-    crate::client::hex(&h.finalize())[..12].to_string()
+    format!("{:x}", h.finalize())[..12].to_string()
 }
 
 /// What `ftpnat image build` made (or found up to date).

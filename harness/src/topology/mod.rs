@@ -25,23 +25,19 @@ pub mod link;
 pub mod netns;
 pub mod process;
 pub mod rootless;
+pub mod sockets;
+pub mod sweep;
 pub mod watchdog;
 
-use std::{
-    collections::BTreeMap,
-    io,
-    net::{IpAddr, SocketAddr},
-    sync::Arc,
-};
+use std::{collections::BTreeMap, io, net::IpAddr, sync::Arc};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use tokio::net::TcpSocket;
 
-pub use netns::{new_prefix, sweep, Netns};
+pub use netns::{new_prefix, Netns};
 pub use process::NsProcess;
-
-use crate::client::SocketFactory;
+pub use sockets::{HostSockets, NsSockets, SocketFactory};
+pub use sweep::{sweep, Swept};
 
 /// What a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -433,37 +429,5 @@ impl Topology {
         cmd.args(args);
         self.ns(node).command(&mut cmd)?;
         Ok(cmd)
-    }
-}
-
-/// Sockets created inside a namespace.
-#[derive(Debug, Clone)]
-pub struct NsSockets {
-    /// The namespace.
-    pub ns: Arc<Netns>,
-}
-
-impl NsSockets {
-    /// A non-blocking socket2 socket made inside the namespace.
-    pub fn raw(&self, domain: socket2::Domain, ty: socket2::Type) -> io::Result<socket2::Socket> {
-        let s = self.ns.run(|| socket2::Socket::new(domain, ty, None))??;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    }
-
-    /// A listening TCP socket on `addr` inside the namespace.
-    pub fn listen(&self, addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
-        let s = self.raw(socket2::Domain::for_address(addr), socket2::Type::STREAM)?;
-        s.set_reuse_address(true)?;
-        s.bind(&addr.into())?;
-        s.listen(128)?;
-        tokio::net::TcpListener::from_std(s.into())
-    }
-}
-
-impl SocketFactory for NsSockets {
-    fn tcp_socket(&self, like: SocketAddr) -> io::Result<TcpSocket> {
-        let s = self.raw(socket2::Domain::for_address(like), socket2::Type::STREAM)?;
-        Ok(TcpSocket::from_std_stream(s.into()))
     }
 }

@@ -5,7 +5,7 @@
 //!   `unshare(CLONE_NEWNET)`; the calling thread's namespace never changes.
 //! * As root, it is bind-mounted at `/run/netns/<name>` (so `ip netns exec`
 //!   works while a run is paused) — names are `fn<pid>x<n>-<node>`, and the
-//!   pid lets [`sweep`] tell a dead run's leftovers from a live one's. Without
+//!   pid lets [`super::sweep()`] tell a dead run's leftovers from a live one's. Without
 //!   root (inside a user namespace) it is anonymous: only our file descriptor
 //!   keeps it alive, so it disappears with the process.
 //! * [`Netns::run`] executes a closure on a thread that has `setns`'d into the
@@ -28,6 +28,8 @@ use nix::{
     mount::{mount, umount2, MntFlags, MsFlags},
     sched::{setns, unshare, CloneFlags},
 };
+
+use super::sweep::Swept;
 
 /// Where named namespaces live (the `ip netns` convention).
 pub const NETNS_DIR: &str = "/run/netns";
@@ -213,19 +215,6 @@ pub fn pids_in_namespace(inode: u64) -> Vec<i32> {
         .collect()
 }
 
-/// What a sweep removed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Swept {
-    /// Namespaces unmounted and deleted.
-    pub namespaces: Vec<String>,
-    /// Processes killed (PID).
-    pub processes: Vec<i32>,
-    /// Temporary folders of dead runs removed (see [`run_tempdir`]).
-    pub tempdirs: Vec<std::path::PathBuf>,
-    /// Containers of dead runs removed (docker substrate).
-    pub containers: Vec<String>,
-}
-
 /// Name prefix of this process's temporary folders (`ftpnat-fn<pid>x-…`),
 /// so a sweep can tell whose they are.
 fn tempdir_prefix(pid: u32) -> String {
@@ -240,35 +229,12 @@ pub fn run_tempdir() -> io::Result<tempfile::TempDir> {
         .tempdir()
 }
 
-/// Removes temporary folders of dead runs.
-fn sweep_tempdirs(swept: &mut Swept) {
-    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in dir.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("ftpnat-").and_then(owner_pid) else {
-            continue;
-        };
-        if pid_alive(pid) {
-            continue;
-        }
-        if std::fs::remove_dir_all(entry.path()).is_ok() {
-            swept.tempdirs.push(entry.path());
-        }
-    }
-}
-
 /// Removes the named namespaces of dead runs (`fn<pid>x…` whose pid is gone),
-/// killing any process still inside them. Live runs are left alone.
-pub fn sweep() -> io::Result<Swept> {
-    let mut swept = Swept::default();
-    sweep_tempdirs(&mut swept);
-    if Path::new("/var/run/docker.sock").exists() {
-        swept.containers = super::docker::sweep();
-    }
+/// killing any process still inside them; adds their names and the killed
+/// PIDs to `swept`. Live runs are left alone.
+pub(super) fn sweep_namespaces(swept: &mut Swept) -> io::Result<()> {
     let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
-        return Ok(swept);
+        return Ok(());
     };
     for entry in dir.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -297,7 +263,7 @@ pub fn sweep() -> io::Result<Swept> {
         swept.namespaces.push(name);
     }
     swept.namespaces.sort();
-    Ok(swept)
+    Ok(())
 }
 
 /// The pid in a name `fn<pid>x<n>-…`.

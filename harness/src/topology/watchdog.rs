@@ -6,7 +6,7 @@
 //! write end the runner keeps (close-on-exec, so the servers it starts do
 //! not hold it). When the runner is gone for any reason the pipe reaches
 //! end-of-file, and the watchdog waits for the runner's pid to die and then
-//! [`sweep`](super::sweep)s: namespaces, processes inside them, temporary
+//! [`sweep`](super::sweep())s: namespaces, processes inside them, temporary
 //! folders and containers of dead runs.
 
 use std::{

@@ -309,7 +309,7 @@ fn kill_9_leftovers_are_swept() {
         // The holder also runs a process inside the server host.
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let swept = netns::sweep().unwrap();
+        let swept = ftpnat::topology::sweep().unwrap();
         let mut expected = held.clone();
         expected.sort();
         let mine: Vec<String> = swept
@@ -386,7 +386,7 @@ fn runs_killed_at_random_moments_leave_nothing_after_the_sweep() {
             .collect();
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        netns::sweep().unwrap();
+        ftpnat::topology::sweep().unwrap();
         let left: Vec<String> = std::fs::read_dir(netns::NETNS_DIR)
             .into_iter()
             .flatten()
