@@ -259,8 +259,12 @@ pub(super) fn sweep_namespaces(swept: &mut Swept) -> io::Result<()> {
             }
         }
         let _ = umount2(&path, MntFlags::MNT_DETACH);
-        std::fs::remove_file(&path)?;
-        swept.namespaces.push(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => swept.namespaces.push(name),
+            // Another sweeper (a run's cleanup watchdog) got there first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     swept.namespaces.sort();
     Ok(())
