@@ -50,6 +50,15 @@ pub struct Reply {
     /// scenario's later steps are not run.
     #[serde(default, rename = "final")]
     pub is_final: bool,
+    /// The data connection's outcome here (`ok`, `refused`, `timeout`,
+    /// `unreachable`, `failed`), when the server's answer is not the
+    /// scenario's: anything but `ok` also drops the step's digest and byte
+    /// count.
+    pub transfer: Option<String>,
+    /// No reply arrives here within the step's bound (e.g. the server
+    /// connects for PORT before answering, and nothing answers its SYN).
+    #[serde(default)]
+    pub no_reply: bool,
 }
 
 /// What a server writes at a log point: its own line (a regex), or `false`
@@ -137,6 +146,10 @@ impl Profile {
             if let Some(t) = &r.text {
                 Regex::new(t)
                     .map_err(|e| format!("{}: replies.{point}.text: {e}", file.display()))?;
+            }
+            if let Some(t) = &r.transfer {
+                crate::scenario::resolve::TransferExpect::parse(t)
+                    .map_err(|e| format!("{}: replies.{point}.transfer {e}", file.display()))?;
             }
         }
         for (point, l) in &p.logs {
@@ -273,10 +286,15 @@ impl Profile {
                     format!("steps {a}-{b}")
                 };
                 notes.push(format!(
-                    "{which} not run: at point {p} this server gives its final answer at once (profile {})",
+                    "{which} not run: at point {p} this server gives its final answer at once (profile {}); gateway checks still run",
                     self.name
                 ));
-                out.steps.truncate(i + 1);
+                // Checks of gateway counters observe the network, not the
+                // server's session: they still say where packets went.
+                let rest = out.steps.split_off(i + 1);
+                out.steps.extend(rest.into_iter().filter(|s| {
+                    matches!(s.action, Action::Check { .. }) && !s.expect.counters.is_empty()
+                }));
             }
         }
         Ok((out, notes))
@@ -303,6 +321,19 @@ impl Profile {
         }
         if let Some(t) = &r.text {
             s.expect.text = Some(Regex::new(t).map_err(|e| e.to_string())?);
+        }
+        if r.no_reply {
+            s.expect.no_reply = true;
+            s.expect.code = None;
+            s.expect.text = None;
+        }
+        if let Some(t) = &r.transfer {
+            let t = crate::scenario::resolve::TransferExpect::parse(t)?;
+            if t != crate::scenario::resolve::TransferExpect::Is(crate::client::DataOutcome::Ok) {
+                s.expect.sha256 = None;
+                s.expect.bytes = None;
+            }
+            s.expect.transfer = Some(t);
         }
         Ok(())
     }

@@ -2,7 +2,10 @@
 //!
 //! The scenario's keys map onto the directives users know from the NAT
 //! HOWTO: `masquerade_address` → `MasqueradeAddress`, `passive_ports` →
-//! `PassivePorts`, `allow_foreign_address = true` → `AllowForeignAddress on`,
+//! `PassivePorts`, `allow_foreign_address = true` → `AllowForeignAddress on`
+//! and `false` (the default) → `AllowForeignAddress off` (ProFTPD 1.3.8
+//! checks who connects to a passive port only when the directive appears:
+//! without it a thief receives the file and nothing is logged),
 //! `limits.deny` → `<Limit …> DenyAll`, `server_name` → `ServerIdent`, the
 //! client limits → `MaxClients`/`MaxClientsPerHost`, login/idle/no-transfer
 //! timeouts → `TimeoutLogin`/`TimeoutIdle`/`TimeoutNoTransfer`.
@@ -35,13 +38,16 @@ pub fn binary() -> Result<PathBuf, String> {
 }
 
 /// Renders proftpd.conf (state files under `state`), or names the first key
-/// ProFTPD cannot honour.
+/// ProFTPD cannot honour. `host_addr` is the host's own address: the
+/// `DefaultAddress` of a server listening on all addresses, as a real
+/// install takes it from the host name (its start-up line then names it).
 pub fn render(
     raw: &RawConfig,
     root: &Path,
     state: &Path,
     log: &Path,
     modules: Option<&Path>,
+    host_addr: Option<std::net::IpAddr>,
 ) -> Result<(String, std::net::SocketAddr), String> {
     let unsupported = |k: &str| Err(format!("{k} is not supported by proftpd"));
     match raw.passive_exhausted {
@@ -88,6 +94,9 @@ pub fn render(
     if !addr.ip().is_unspecified() {
         c.push(format!("DefaultAddress {}", addr.ip()));
         c.push("SocketBindTight on".into());
+    } else if let Some(a) = host_addr.filter(|a| a.is_ipv6() == addr.is_ipv6()) {
+        // Still bound to all addresses (SocketBindTight off).
+        c.push(format!("DefaultAddress {a}"));
     }
     if let Some([lo, hi]) = raw.passive_ports {
         if lo >= hi {
@@ -98,8 +107,12 @@ pub fn render(
     if let Some(m) = daemon::masquerade_ip(raw, "proftpd")? {
         c.push(format!("MasqueradeAddress {m}"));
     }
+    // Rendered either way: without the directive ProFTPD does not check
+    // passive connections at all.
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
         c.push("AllowForeignAddress on".into());
+    } else {
+        c.push("AllowForeignAddress off".into());
     }
     match &raw.server_name {
         Some(name) => c.push(format!("ServerIdent on \"{}\"", name.replace('"', ""))),
@@ -208,12 +221,46 @@ pub fn start(
     std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
     daemon::prepare_uploads(raw, root)?;
     let modules = module_dir(&bin);
-    let (conf, addr) = render(raw, root, &state, &log_path, modules.as_deref())?;
+    let (conf, addr) = render(
+        raw,
+        root,
+        &state,
+        &log_path,
+        modules.as_deref(),
+        host_address(&ns),
+    )?;
     let conf_path = dir.join(format!("{label}-proftpd.conf"));
     std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
     let mut cmd = std::process::Command::new(&bin);
     cmd.arg("-n").arg("-q").arg("-c").arg(&conf_path);
     Daemon::start(ns, cmd, addr, dir, label, "proftpd", log_path)
+}
+
+/// The first global address of the namespace's interfaces (IPv4 first).
+fn host_address(ns: &Netns) -> Option<std::net::IpAddr> {
+    let addrs: Vec<std::net::IpAddr> = ns
+        .run(|| {
+            nix::ifaddrs::getifaddrs().map(|it| {
+                it.filter_map(|i| {
+                    let a = i.address?;
+                    a.as_sockaddr_in()
+                        .map(|s| std::net::IpAddr::V4(s.ip()))
+                        .or_else(|| a.as_sockaddr_in6().map(|s| std::net::IpAddr::V6(s.ip())))
+                })
+                .filter(|ip| {
+                    !ip.is_loopback()
+                        && !matches!(ip, std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+                })
+                .collect()
+            })
+        })
+        .ok()?
+        .ok()?;
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
 }
 
 #[cfg(test)]
@@ -232,6 +279,7 @@ mod tests {
             Path::new("/s"),
             Path::new("/l"),
             None,
+            None,
         )
         .unwrap();
         assert_eq!(addr.to_string(), "192.168.1.2:21");
@@ -240,12 +288,32 @@ mod tests {
             "PassivePorts 60000 60010",
             "AllowForeignAddress on",
             "DefaultAddress 192.168.1.2",
+            "SocketBindTight on",
             "SystemLog /l",
             "<Anonymous /r>",
             "  <Limit PASV EPSV>",
         ] {
             assert!(c.lines().any(|l| l == line), "{line} in\n{c}");
         }
+        // Defaults: port-theft protection on; all addresses, the host's own
+        // as DefaultAddress.
+        let (c, _) = render(
+            &RawConfig::default(),
+            Path::new("/r"),
+            Path::new("/s"),
+            Path::new("/l"),
+            None,
+            Some("192.168.1.2".parse().unwrap()),
+        )
+        .unwrap();
+        for line in [
+            "AllowForeignAddress off",
+            "DefaultAddress 192.168.1.2",
+            "Port 21",
+        ] {
+            assert!(c.lines().any(|l| l == line), "{line} in\n{c}");
+        }
+        assert!(!c.contains("SocketBindTight"), "{c}");
         for (toml, err) in [
             (
                 "passive_exhausted = \"wait\"",
@@ -264,6 +332,7 @@ mod tests {
                 Path::new("/r"),
                 Path::new("/s"),
                 Path::new("/l"),
+                None,
                 None,
             )
             .unwrap_err();

@@ -123,6 +123,9 @@ pub fn args(
         a.push("-P".into());
         a.push(m.to_string());
     }
+    // Without -W (its default) Pure-FTPd refuses a foreign PORT address
+    // and silently drops a passive connection from a foreign address (the
+    // real client keeps waiting); there is no switch to make it refuse.
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
         a.push("-W".into());
     }

@@ -2,8 +2,9 @@
 //!
 //! The scenario's reference-server keys are translated to vsftpd.conf:
 //! `masquerade_address` → `pasv_address` (+ `pasv_addr_resolve` for a name),
-//! `passive_ports` → `pasv_min_port`/`pasv_max_port`, `allow_foreign_address
-//! = true` → `port_promiscuous`/`pasv_promiscuous`, `limits.deny = ["PASV",
+//! `passive_ports` → `pasv_min_port`/`pasv_max_port`, `allow_foreign_address`
+//! → `port_promiscuous`/`pasv_promiscuous` (`YES` for true, `NO` — vsftpd's
+//! default, written out — for false), `limits.deny = ["PASV",
 //! "EPSV"]` → `pasv_enable=NO`. Keys vsftpd has no equivalent for are an
 //! error saying so ("not supported by vsftpd"), never silently dropped.
 //!
@@ -98,10 +99,15 @@ pub fn render(
     if let Some(m) = daemon::masquerade_ip(raw, "vsftpd")? {
         c.push(format!("pasv_address={m}"));
     }
-    if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
-        c.push("port_promiscuous=YES".into());
-        c.push("pasv_promiscuous=YES".into());
-    }
+    // Written either way (NO is vsftpd's default): the config shows the
+    // port-theft protection the scenario asked for.
+    let promiscuous = if matches!(raw.allow_foreign_address, Some(ForeignAddress::All(true))) {
+        "YES"
+    } else {
+        "NO"
+    };
+    c.push(format!("port_promiscuous={promiscuous}"));
+    c.push(format!("pasv_promiscuous={promiscuous}"));
     if let Some(name) = &raw.server_name {
         c.push(format!("ftpd_banner={name}"));
     }

@@ -78,6 +78,7 @@ pub const SIM_ONLY: &[&str] = &[
     "icmp_",
     "arp_",
     "dropped.no mapping",
+    "dropped.no route",
     "dropped.filtered",
     "dropped.hairpin",
     "dropped.impairment",

@@ -140,6 +140,14 @@ pub fn topology_svg(sc: &Scenario) -> String {
             g.config.alg,
             g.config.firewall.rules.len()
         ));
+        lines.push(
+            if g.config.reject_unsolicited {
+                "unsolicited inbound: reject (rst)"
+            } else {
+                "unsolicited inbound: drop (silent)"
+            }
+            .into(),
+        );
         let hgt = 16 * lines.len() + 12;
         for r in &rows {
             let by = bus_y(*r);

@@ -301,6 +301,17 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
             ));
         }
     }
+    if let Some(want) = e.open_count {
+        let got = seen.open.clone().unwrap_or_default();
+        if got.len() != want {
+            let list: Vec<u16> = got.iter().copied().collect();
+            return Err(format!(
+                "{} open port(s) ({}), expected {want}",
+                got.len(),
+                ranges(&list)
+            ));
+        }
+    }
     if let Some(want) = &e.open {
         let got = seen.open.clone().unwrap_or_default();
         if &got != want {

@@ -582,6 +582,12 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         }
         let Some(server) = &h.server else { continue };
         let root = dir.join(format!("{}-root", sanitize(&h.name)));
+        // A fresh tree each run (an artifacts folder may hold the last one).
+        if std::fs::symlink_metadata(&root).is_ok() {
+            std::fs::remove_dir_all(&root)
+                .or_else(|_| std::fs::remove_file(&root))
+                .map_err(|e| format!("{}: {e}", root.display()))?;
+        }
         std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
         write_files(&root, &h.files)?;
         let mut raw = server.config.clone();

@@ -95,9 +95,13 @@ pub struct RawGateway {
     /// Impairment per side: `impair.wan = { delay_ms = 20 }`.
     #[serde(default)]
     pub impair: BTreeMap<String, Impairment>,
-    /// Answer unsolicited inbound TCP with RST (else silently drop).
-    #[serde(default)]
-    pub reject_unsolicited: bool,
+    /// What the gateway does with unsolicited inbound TCP (a SYN to its
+    /// outside address that no forward or flow matches): "drop" (default:
+    /// silence, like a router with an input drop policy) or "reject" (RST,
+    /// like a bare Linux masquerade box; ICMP for UDP). Both engines.
+    pub unsolicited: Option<Unsolicited>,
+    /// Older spelling of `unsolicited = "reject"`.
+    pub reject_unsolicited: Option<bool>,
     /// MTU of both interfaces (default 1500).
     pub mtu: Option<u16>,
     /// Kernel engine: load this nftables file (relative to the scenario)
@@ -107,6 +111,16 @@ pub struct RawGateway {
     /// Syntax of `ruleset`: "nft" (default, loaded with `nft -f`) or
     /// "iptables" (iptables-save output, loaded with `iptables-nft-restore`).
     pub ruleset_format: Option<crate::engine::kernel::RulesetFormat>,
+}
+
+/// What a gateway does with unsolicited inbound traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Unsolicited {
+    /// Silently drop (the default).
+    Drop,
+    /// TCP RST / ICMP unreachable.
+    Reject,
 }
 
 /// A port forward.
@@ -369,6 +383,9 @@ pub struct RawExpect {
     pub counters: BTreeMap<String, String>,
     /// Scan: the open ports are exactly these ("21,60000-60010").
     pub open: Option<String>,
+    /// Scan: exactly this many of the scanned ports were open (e.g. the one
+    /// pending passive port of a range, whichever the server chose).
+    pub open_count: Option<usize>,
     /// Scan: every one of these ports answered (open, or refused by a
     /// host behind the gateway) — none was silently dropped.
     pub reachable: Option<String>,

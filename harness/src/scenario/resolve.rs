@@ -347,6 +347,24 @@ pub enum TransferExpect {
     Failed,
 }
 
+impl TransferExpect {
+    /// `ok`, `refused`, `timeout`, `unreachable` or `failed`.
+    pub fn parse(s: &str) -> Result<TransferExpect, String> {
+        Ok(match s {
+            "ok" => TransferExpect::Is(DataOutcome::Ok),
+            "refused" => TransferExpect::Is(DataOutcome::Refused),
+            "timeout" => TransferExpect::Is(DataOutcome::TimedOut),
+            "unreachable" => TransferExpect::Is(DataOutcome::Unreachable),
+            "failed" => TransferExpect::Failed,
+            o => {
+                return Err(format!(
+                    "{o:?}: expected ok, refused, timeout, unreachable or failed"
+                ))
+            }
+        })
+    }
+}
+
 /// Validated expectations.
 #[derive(Debug, Clone, Default)]
 pub struct Expect {
@@ -384,6 +402,8 @@ pub struct Expect {
     pub counters: Vec<(String, Cmp, u64)>,
     /// Scan result.
     pub open: Option<BTreeSet<u16>>,
+    /// Number of open ports in the scan.
+    pub open_count: Option<usize>,
     /// Ports that must answer.
     pub reachable: Option<BTreeSet<u16>>,
 }
@@ -742,7 +762,16 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             alg: g.alg.unwrap_or_default(),
             alg_ports: g.alg_ports.clone().unwrap_or_else(|| vec![21]),
             impairment,
-            reject_unsolicited: g.reject_unsolicited,
+            reject_unsolicited: match (g.unsolicited, g.reject_unsolicited) {
+                (Some(u), Some(r)) if (u == Unsolicited::Reject) != r => {
+                    return Err(cx.err(
+                        cx.find("reject_unsolicited", g.name.span().start),
+                        "reject_unsolicited contradicts unsolicited: keep `unsolicited` only",
+                    ))
+                }
+                (Some(u), _) => u == Unsolicited::Reject,
+                (None, r) => r.unwrap_or(false),
+            },
             seed: 0x5eed_0000 + gi as u64,
         };
         let engine = g.engine.unwrap_or(EngineKind::Sim);
@@ -1473,19 +1502,11 @@ fn resolve_expect(
             .map(|p| Regex::new(p).map_err(|err| bad(format!("expect.{what}: {err}"))))
             .transpose()
     };
-    let transfer = match e.transfer.as_deref() {
-        None => None,
-        Some("ok") => Some(TransferExpect::Is(DataOutcome::Ok)),
-        Some("refused") => Some(TransferExpect::Is(DataOutcome::Refused)),
-        Some("timeout") => Some(TransferExpect::Is(DataOutcome::TimedOut)),
-        Some("unreachable") => Some(TransferExpect::Is(DataOutcome::Unreachable)),
-        Some("failed") => Some(TransferExpect::Failed),
-        Some(o) => {
-            return Err(bad(format!(
-                "expect.transfer {o:?}: expected ok, refused, timeout, unreachable or failed"
-            )))
-        }
-    };
+    let transfer = e
+        .transfer
+        .as_deref()
+        .map(|t| TransferExpect::parse(t).map_err(|m| bad(format!("expect.transfer {m}"))))
+        .transpose()?;
     let mut counters = Vec::new();
     for (k, v) in &e.counters {
         let v = v.trim();
@@ -1543,6 +1564,7 @@ fn resolve_expect(
         log_count: e.log_count,
         counters,
         open,
+        open_count: e.open_count,
         reachable,
     })
 }
