@@ -807,6 +807,7 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
             mode,
             honour_pasv,
             ftps,
+            settings,
         } => {
             let ca = match (ftps, &env.pki) {
                 (false, _) => None,
@@ -817,8 +818,18 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
                     return seen;
                 }
             };
-            let (program, args) =
+            let (program, mut args) =
                 external_command(*tool, *server, path, *mode, *honour_pasv, step.timeout, ca);
+            if !settings.is_empty() {
+                // The step's own lftp settings go before `open`.
+                let set: String = settings
+                    .iter()
+                    .map(|(k, v)| format!("set {k} {v}; "))
+                    .collect();
+                if let Some(script) = args.last_mut() {
+                    *script = script.replacen("open -p", &format!("{set}open -p"), 1);
+                }
+            }
             let t0 = Instant::now();
             let mut t = crate::client::Transfer::empty();
             let run = async {
@@ -1031,7 +1042,11 @@ pub fn external_command(
                 None => "set ftp:ssl-allow false; ".into(),
             };
             let script = format!(
-                "set net:max-retries 1; set net:timeout {secs}; set ftp:passive-mode {passive}; set ftp:prefer-epsv {epsv}; set ftp:fix-pasv-address false; set ftp:auto-passive-mode false; {tls}open -p {} {host}; cat {path}",
+                // lftp's defaults otherwise (ftp:fix-pasv-address and
+                // ftp:auto-passive-mode on): a scenario that is about them
+                // changes them with `lftp_set`. Retries and timeout only
+                // bound the step.
+                "set net:max-retries 1; set net:timeout {secs}; set ftp:passive-mode {passive}; set ftp:prefer-epsv {epsv}; {tls}open -p {} {host}; cat {path}",
                 server.port()
             );
             ("lftp".into(), vec!["-c".into(), script])

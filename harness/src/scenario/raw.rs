@@ -302,8 +302,13 @@ pub struct RawStep {
     /// Download with a real client from `host`: "addr:port/path".
     /// `mode` pasv (default), epsv or port.
     pub curl: Option<String>,
-    /// Same with lftp (its PASV-address fixing and active fallback off).
+    /// Same with lftp, with lftp's own defaults (it fixes a private PASV
+    /// address and falls back to active mode) unless `lftp_set` changes them.
     pub lftp: Option<String>,
+    /// lftp settings this step changes, e.g. `{ "ftp:fix-pasv-address" =
+    /// "false" }` (each becomes `set NAME VALUE`).
+    #[serde(default)]
+    pub lftp_set: BTreeMap<String, String>,
     /// Same with Python's ftplib (pasv or port).
     pub ftplib: Option<String>,
     /// curl only: honour the 227 address (default true). curl ≥ 7.74

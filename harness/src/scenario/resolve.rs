@@ -271,6 +271,8 @@ pub enum Action {
         honour_pasv: bool,
         /// Explicit FTPS.
         ftps: bool,
+        /// lftp settings the step changes (name, value).
+        settings: Vec<(String, String)>,
     },
     /// Connect to the pending passive address and keep the connection.
     Hold,
@@ -1403,6 +1405,7 @@ fn resolve_step(
                 mode,
                 honour_pasv: s.honour_pasv_address.unwrap_or(true),
                 ftps: s.ftps.unwrap_or(false),
+                settings: lftp_settings(s, tool, &bad)?,
             },
         )
     } else if let Some(pattern) = &s.wait_log {
@@ -1488,6 +1491,39 @@ fn resolve_step(
         timeout,
         point: s.point.clone(),
     })
+}
+
+/// `lftp_set`: only on lftp steps; names like `ftp:fix-pasv-address`,
+/// values without `;`, quotes or line breaks (they go into lftp's script).
+fn lftp_settings(
+    s: &RawStep,
+    tool: Tool,
+    bad: &dyn Fn(String) -> Diagnostic,
+) -> Result<Vec<(String, String)>, Diagnostic> {
+    if s.lftp_set.is_empty() {
+        return Ok(Vec::new());
+    }
+    if tool != Tool::Lftp {
+        return Err(bad("lftp_set applies to lftp steps only".into()));
+    }
+    s.lftp_set
+        .iter()
+        .map(|(k, v)| {
+            let name_ok = k.contains(':')
+                && k.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b':' || b == b'-');
+            let value_ok = !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b));
+            if name_ok && value_ok {
+                Ok((k.clone(), v.clone()))
+            } else {
+                Err(bad(format!(
+                    "lftp_set {k:?} = {v:?}: a setting like \"ftp:fix-pasv-address\" and a plain value"
+                )))
+            }
+        })
+        .collect()
 }
 
 fn resolve_expect(

@@ -15,6 +15,7 @@ use ftpnat::{
 };
 
 mod adversarial;
+mod honesty;
 
 const SUITE: &str = "../scenarios/conformance";
 const BIN: &str = env!("CARGO_BIN_EXE_ftpnat");
