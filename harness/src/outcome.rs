@@ -44,6 +44,10 @@ pub struct StepResult {
     pub seen: String,
     /// Why it failed.
     pub failure: Option<String>,
+    /// When it started, microseconds since the Unix epoch (places it on
+    /// the HTML report's ladder, next to the pcaps' timestamps).
+    #[serde(skip)]
+    pub started_us: u64,
 }
 
 /// A scenario's result.

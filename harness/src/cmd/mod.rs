@@ -42,6 +42,7 @@ pub(crate) mod completions;
 pub(crate) mod debug;
 pub(crate) mod diff;
 pub(crate) mod graph;
+pub(crate) mod html;
 pub(crate) mod image;
 pub(crate) mod list;
 pub(crate) mod load;

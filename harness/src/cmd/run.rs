@@ -54,6 +54,11 @@ pub(crate) struct Args {
     /// Keep per-scenario artifacts (transcripts, server logs, counters, pcaps, topology.svg) here.
     #[arg(long, value_name = "DIR")]
     pub(crate) artifacts: Option<PathBuf>,
+    /// Write an HTML report here: index.html and one page per scenario
+    /// with its connection ladder (artifacts go to DIR/artifacts unless
+    /// --artifacts says otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) html: Option<PathBuf>,
     /// Do not capture pcap files on gateway interfaces.
     #[arg(long)]
     pub(crate) no_pcap: bool,
@@ -107,8 +112,12 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
         };
         return Ok(super::diff::compare(&scenarios, jobs, a.format, opts));
     }
+    let artifacts = a
+        .artifacts
+        .clone()
+        .or_else(|| a.html.as_ref().map(|h| h.join("artifacts")));
     let opts = RunOptions {
-        artifacts: a.artifacts,
+        artifacts,
         no_pcap: a.no_pcap,
         server_kind: a.server_kind,
         command,
@@ -122,6 +131,37 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     match a.format {
         Format::Human => outln!("{}", summary.line()),
         Format::Json => outln!("{}", report::json(&results, summary)),
+    }
+    if let Some(dir) = &a.html {
+        let params = vec![
+            (
+                "engine".to_string(),
+                engines
+                    .first()
+                    .map_or("as each scenario says".into(), |e| e.name().to_string()),
+            ),
+            (
+                "substrate".into(),
+                format!("{:?}", a.substrate).to_lowercase(),
+            ),
+            (
+                "server".into(),
+                match (&opts.command, a.server_kind) {
+                    (Some(c), _) => format!("command: {}", c.argv.join(" ")),
+                    (None, Some(k)) => k.name().to_string(),
+                    (None, None) => "as each scenario says".into(),
+                },
+            ),
+        ];
+        super::html::write(
+            dir,
+            "ftpnat run",
+            params,
+            &scenarios,
+            &results,
+            &opts,
+            summary,
+        )?;
     }
     if let Some(path) = a.junit {
         std::fs::write(&path, report::junit(&results, summary))

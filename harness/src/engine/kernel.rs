@@ -184,7 +184,7 @@ pub fn ruleset(cfg: &GatewayConfig) -> Result<String, Unsupported> {
         "drop"
     };
     out.push_str(&format!(
-        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    ct state established,related accept;\n    icmp type echo-request accept;\n    iifname \"{wan_if}\" meta l4proto tcp {unsolicited};\n    iifname \"{wan_if}\" drop;\n  }}\n"
+        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    ct state established,related accept;\n    icmp type echo-request accept;\n    iifname \"{wan_if}\" meta l4proto tcp {unsolicited} comment \"ftpnat:unsolicited\";\n    iifname \"{wan_if}\" drop comment \"ftpnat:unsolicited\";\n  }}\n"
     ));
     // The firewall.
     let fw = &cfg.firewall;

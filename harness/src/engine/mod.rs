@@ -8,6 +8,7 @@
 
 pub mod counters;
 pub mod kernel;
+pub mod record;
 pub mod sim;
 
 use std::net::Ipv4Addr;

@@ -1,6 +1,9 @@
 //! Reports: human lines, the JSON report (stable; documented in
 //! `docs/report-format.md`), JUnit XML for CI, and the topology picture.
 
+pub mod evidence;
+pub mod html;
+pub mod ladder;
 pub mod svg;
 
 use serde::Serialize;

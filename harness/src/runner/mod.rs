@@ -198,6 +198,9 @@ pub struct Lab {
     pub dir: PathBuf,
     /// The scenario's throw-away FTPS PKI (when a server has `tls = true`).
     pub pki: Option<crate::tls::TestPki>,
+    /// Recorders of kernel-engine gateways (pcaps, nft trace, conntrack
+    /// events), stopped with them.
+    pub recorders: Vec<crate::engine::record::KernelRecorder>,
     /// Containers holding the hosts' and gateways' namespaces (docker
     /// substrate); declared after `topo`, so they go after it.
     pub containers: Option<crate::topology::docker::Containers>,
@@ -260,6 +263,7 @@ impl Lab {
             gateways: HashMap::new(),
             dir: dir.to_owned(),
             pki: None,
+            recorders: Vec::new(),
             containers,
         };
         start_actors(&mut lab, pcap)?;
@@ -272,6 +276,13 @@ impl Lab {
         let mut out = BTreeMap::new();
         for (_, mut s) in self.servers.drain() {
             s.stop();
+        }
+        let notes: Vec<String> = self.recorders.drain(..).flat_map(|r| r.stop()).collect();
+        if !notes.is_empty() {
+            let _ = std::fs::write(
+                self.dir.join("recording-notes.txt"),
+                notes.join("\n") + "\n",
+            );
         }
         for (name, g) in self.gateways.drain() {
             match g {
@@ -554,6 +565,14 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                 )?;
                 env.gateways
                     .insert(g.config.name.clone(), Gateway::Kernel(gw));
+                if pcap {
+                    let rec = crate::engine::record::KernelRecorder::start(
+                        env.topo.ns(&g.config.name),
+                        &g.config,
+                        &dir,
+                    )?;
+                    env.recorders.push(rec);
+                }
             }
             EngineKind::Image => {
                 let containers = env
@@ -713,6 +732,9 @@ async fn run_one(
     deadline: Instant,
 ) -> StepResult {
     let t0 = Instant::now();
+    let started_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     let bound = deadline.saturating_duration_since(Instant::now());
     let seen = match tokio::time::timeout(bound, act(env, client, step)).await {
         Ok(s) => s,
@@ -737,6 +759,7 @@ async fn run_one(
         duration_ms: seen.elapsed.as_millis() as u64,
         seen: seen.summary(),
         failure: verdict.err(),
+        started_us,
     }
 }
 

@@ -110,6 +110,11 @@ pub struct LoadReport {
     pub hold_source: String,
     /// Server-side allocator counters.
     pub fallbacks: u64,
+    /// Ports of the passive range in use over the run (seconds since the
+    /// start, ports), sampled every 50 ms from the reference server's
+    /// allocator; empty for other servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub occupancy: Vec<(f64, u64)>,
 }
 
 fn scenario_text(s: &LoadSpec) -> String {
@@ -187,6 +192,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
         .map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let server: SocketAddr = "203.0.113.1:21".parse().expect("literal");
+    let mut occupancy: Vec<(f64, u64)> = Vec::new();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..spec.clients {
@@ -264,7 +270,25 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
             }));
         }
         let all = futures::future::join_all(tasks);
-        let _ = tokio::time::timeout(spec.limit, all).await;
+        let done = std::cell::Cell::new(false);
+        let run = async {
+            let _ = tokio::time::timeout(spec.limit, all).await;
+            done.set(true);
+        };
+        let sample = async {
+            while !done.get() {
+                if let Some(Server::Reference(r)) = lab.servers.get("server") {
+                    if let Some(m) = r.metrics() {
+                        occupancy.push((
+                            t0.elapsed().as_secs_f64(),
+                            m.reserved.saturating_sub(m.released),
+                        ));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        futures::future::join(run, sample).await;
     });
     let seconds = t0.elapsed().as_secs_f64();
     let metrics = lab.servers.get("server").and_then(|s| match s {
@@ -325,6 +349,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
         },
         fallbacks,
         hold_source: hold_source.into(),
+        occupancy,
     })
 }
 

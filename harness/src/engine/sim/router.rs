@@ -217,6 +217,45 @@ impl Router {
         self.note(now, iface, &format!("dropped ({reason})"), ip);
     }
 
+    /// A firewall drop: counted under `reason`, logged with the rule that
+    /// decided (`[rule 2 "comment"]`, or the policy) for the report's ladder.
+    fn drop_by_firewall(
+        &mut self,
+        now: Instant,
+        iface: usize,
+        reason: &str,
+        rule: Option<usize>,
+        dir: Direction,
+        ip: &Ip4,
+    ) {
+        *self.counters.dropped.entry(reason.to_string()).or_default() += 1;
+        let which = match rule {
+            Some(r) => match self
+                .cfg
+                .firewall
+                .rules
+                .get(r)
+                .and_then(|r| r.comment.as_ref())
+            {
+                Some(c) => format!("rule {r} {c:?}"),
+                None => format!("rule {r}"),
+            },
+            None => {
+                let (name, p) = match dir {
+                    Direction::In => ("policy_in", self.cfg.firewall.policy_in),
+                    Direction::Out => ("policy_out", self.cfg.firewall.policy_out),
+                };
+                format!("{name} {p:?}").to_lowercase()
+            }
+        };
+        self.note(
+            now,
+            iface,
+            &format!("dropped ({reason}) [{which}]"),
+            Some(ip),
+        );
+    }
+
     fn tx(&mut self, iface: usize, frame: Vec<u8>, out: &mut Vec<Output>) {
         let st = &mut self.if_stats[iface];
         st[2] += 1;
@@ -360,7 +399,8 @@ impl Router {
                 self.counters.rule_hits[r] += 1;
             }
             if v.action != Action::Accept {
-                self.drop_pkt(now, iface, "firewall", Some(&ip));
+                let d = c.dir;
+                self.drop_by_firewall(now, iface, "firewall", v.rule, d, &ip);
                 return;
             }
         }
@@ -848,11 +888,11 @@ impl Router {
         match v.action {
             Action::Accept => true,
             Action::Drop => {
-                self.drop_pkt(now, iface, "firewall", Some(ip));
+                self.drop_by_firewall(now, iface, "firewall", v.rule, dir, ip);
                 false
             }
             Action::Reject => {
-                self.drop_pkt(now, iface, "firewall (rejected)", Some(ip));
+                self.drop_by_firewall(now, iface, "firewall (rejected)", v.rule, dir, ip);
                 self.reject(iface, frame, ip, out);
                 false
             }
