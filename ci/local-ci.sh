@@ -5,7 +5,8 @@
 # profile unless FTPNAT_SERVER/FTPNAT_SERVER_CONFIG/FTPNAT_PROFILE are set —
 # and checks the contract the templates rely on:
 #   * every shard exits 0 when its JUnit has no failure, 1 when it has one;
-#   * JUnit and an artifacts folder exist for every shard, also a failing one;
+#   * JUnit, an artifacts folder and the HTML report exist for every shard,
+#     also a failing one;
 #   * the shards together run every scenario of the suite exactly once.
 # The install blocks are syntax-checked only (they fetch packages and build
 # ftpnat, which this checkout has already done).
@@ -72,8 +73,8 @@ for tpl in ci/github-actions.yml ci/gitlab-ci.yml; do
     code=$?
     set -e
     out=$work/ftpnat-out/shard-$k
-    if [ ! -s "$out/junit.xml" ] || [ ! -d "$out/artifacts" ] || [ ! -s "$out/summary.txt" ]; then
-      echo "local-ci: $tpl shard $k/$shards: no JUnit/artifacts/summary (exit $code):" >&2
+    if [ ! -s "$out/junit.xml" ] || [ ! -d "$out/artifacts" ] || [ ! -s "$out/summary.txt" ] || [ ! -s "$out/report/index.html" ]; then
+      echo "local-ci: $tpl shard $k/$shards: no JUnit/artifacts/summary/HTML report (exit $code):" >&2
       tail -20 "$work/log-$k.txt" >&2
       bad=1
       continue

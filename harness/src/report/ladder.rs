@@ -1033,7 +1033,68 @@ fn find_step(steps: &[Step], index: usize) -> Option<&Step> {
     None
 }
 
+/// The client a connection label names (`c3 data` → `c3`), or the whole
+/// label for connections no client claims.
+fn client_of(label: &str) -> &str {
+    if label.contains('→') {
+        label
+    } else {
+        label.split(' ').next().unwrap_or(label)
+    }
+}
+
 impl Ladder {
+    /// The ladder cut down to what the findings are about: the rows of
+    /// every connection of a client with a finding (its control and data
+    /// connections on every side), and the steps of those clients and the
+    /// failed ones. `None` when there is no finding.
+    pub fn focus(&self) -> Option<Ladder> {
+        let hot: Vec<&str> = self
+            .finding_rows
+            .iter()
+            .filter_map(|r| match &self.rows.get(*r)?.kind {
+                RowKind::Msg(m) => Some(client_of(&self.conns[m.conn].label)),
+                RowKind::Step { .. } => None,
+            })
+            .collect();
+        if hot.is_empty() {
+            return None;
+        }
+        // From the step of a concerned client before the first finding on.
+        let first = self.finding_rows.iter().min().copied().unwrap_or(0);
+        let is_hot_step = |r: &Row| match &r.kind {
+            RowKind::Step { label, .. } => hot
+                .iter()
+                .any(|c| label.strip_prefix(c).is_some_and(|t| t.starts_with(':'))),
+            RowKind::Msg(_) => false,
+        };
+        let start = self.rows[..first]
+            .iter()
+            .rposition(is_hot_step)
+            .unwrap_or(0);
+        let rows: Vec<Row> = self.rows[start..]
+            .iter()
+            .filter(|r| match &r.kind {
+                RowKind::Step { label, passed, .. } => {
+                    !passed
+                        || hot
+                            .iter()
+                            .any(|c| label.strip_prefix(c).is_some_and(|t| t.starts_with(':')))
+                }
+                RowKind::Msg(m) => hot.contains(&client_of(&self.conns[m.conn].label)),
+            })
+            .cloned()
+            .collect();
+        Some(Ladder {
+            lanes: self.lanes.clone(),
+            conns: self.conns.clone(),
+            rows,
+            findings: Vec::new(),
+            finding_rows: Vec::new(),
+            caveats: Vec::new(),
+        })
+    }
+
     /// A plain-text rendering of the model (for snapshots and terminals):
     /// lanes, then one line per row.
     pub fn to_text(&self) -> String {
@@ -1175,6 +1236,36 @@ mod tests {
         let l = replay("range-only-forwarding-sim");
         assert_fallback_port_refused(&l, None);
         insta::assert_snapshot!(l.to_text());
+    }
+
+    #[test]
+    fn focus_keeps_the_client_with_findings() {
+        let l = replay("range-only-forwarding-sim");
+        let f = l.focus().expect("findings");
+        let labels: std::collections::BTreeSet<&str> = f
+            .rows
+            .iter()
+            .filter_map(|r| match &r.kind {
+                RowKind::Msg(m) => Some(f.conns[m.conn].label.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(labels, ["c3 control", "c3 data"].into());
+        assert!(f.rows.len() < l.rows.len() / 4, "{}", f.to_text());
+        // It starts at the step that sent the PASV.
+        assert!(
+            matches!(&f.rows[0].kind, RowKind::Step { label, .. } if label == "c3: send \"PASV\""),
+            "{}",
+            f.to_text()
+        );
+        assert_fallback_port_refused_focus(&f);
+    }
+
+    fn assert_fallback_port_refused_focus(f: &Ladder) {
+        assert!(msgs(f)
+            .iter()
+            .any(|(_, m)| m.text.starts_with("227 ") && m.warn.is_some()));
+        assert!(msgs(f).iter().any(|(_, m)| m.dropped.is_some()));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::esc;
 use crate::report::ladder::{Ladder, LaneKind, RowKind};
 
-const LANE_W: usize = 300;
+const LANE_W: usize = 330;
 const LEFT: usize = 70;
 const TOP: usize = 64;
 
@@ -26,8 +26,30 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// What an arrow says: a 227/229 reply shortened to its numbers and the
+/// address they mean, so the port is never cut off.
+fn shown_text(text: &str, src: std::net::SocketAddr) -> String {
+    let code = text.get(..4).unwrap_or("");
+    if code == "227 " || code == "229 " {
+        if let Some(a) = crate::report::ladder::announced_addr(text, src) {
+            let inner = text
+                .split_once('(')
+                .and_then(|(_, r)| r.split_once(')'))
+                .map_or("", |(i, _)| i);
+            return format!("{}({inner}) = {a}", code);
+        }
+    }
+    text.to_string()
+}
+
 /// Renders the ladder.
 pub fn render(l: &Ladder) -> String {
+    render_with_prefix(l, "")
+}
+
+/// Renders the ladder with `prefix` on its element ids (a page can hold
+/// two ladders).
+pub fn render_with_prefix(l: &Ladder, prefix: &str) -> String {
     // Heights first.
     let mut ys = Vec::with_capacity(l.rows.len());
     let mut y = TOP + 20;
@@ -115,7 +137,7 @@ pub fn render(l: &Ladder) -> String {
                     ("#fadbd8", "#922b21", "✗")
                 };
                 o.push_str(&format!(
-                    "<g id=\"ladder-step-{index}\" class=\"step{}\"><title>step {index}: {}</title><rect x=\"{LEFT}\" y=\"{}\" width=\"{}\" height=\"20\" fill=\"{fill}\"/>\n<text x=\"{}\" y=\"{}\" fill=\"{color}\" font-weight=\"bold\">{mark} step {index} · {}{}</text></g>\n",
+                    "<g id=\"{prefix}ladder-step-{index}\" class=\"step{}\"><title>step {index}: {}</title><rect x=\"{LEFT}\" y=\"{}\" width=\"{}\" height=\"20\" fill=\"{fill}\"/>\n<text x=\"{}\" y=\"{}\" fill=\"{color}\" font-weight=\"bold\">{mark} step {index} · {}{}</text></g>\n",
                     if *passed { "" } else { " failed" },
                     esc(label),
                     y - 10,
@@ -171,7 +193,7 @@ pub fn render(l: &Ladder) -> String {
                     if m.warn.is_some() { " warn" } else { "" }
                 );
                 o.push_str(&format!(
-                    "<g id=\"ladder-row-{ri}\" class=\"{cls}\" data-flow=\"{}\"><title>{}</title>\n",
+                    "<g id=\"{prefix}ladder-row-{ri}\" class=\"{cls}\" data-flow=\"{}\"><title>{}</title>\n",
                     conn.flow,
                     esc(&title)
                 ));
@@ -190,6 +212,12 @@ pub fn render(l: &Ladder) -> String {
                     "<line x1=\"{x1}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" stroke=\"{color}\" stroke-width=\"{width}\" marker-end=\"url(#{marker})\"/>\n"
                 ));
                 let mid = (x1 + x2) / 2;
+                let shown = shown_text(&m.text, m.src);
+                // The client's name in front, when a client claims it.
+                let who = match conn.label.split_once(' ') {
+                    Some((c, _)) if !conn.label.contains('→') => format!("{c}: "),
+                    _ => String::new(),
+                };
                 let weight = if conn.kind == "control" && m.text.len() > 3 {
                     " font-weight=\"bold\""
                 } else {
@@ -199,7 +227,7 @@ pub fn render(l: &Ladder) -> String {
                 o.push_str(&format!(
                     "<text x=\"{mid}\" y=\"{}\" text-anchor=\"middle\" fill=\"{text_fill}\"{weight}>{}{}</text>\n<text class=\"addr\" x=\"{mid}\" y=\"{}\" text-anchor=\"middle\" fill=\"#666\" font-size=\"10\">{} → {}</text>\n",
                     y - 4,
-                    esc(&clip(&format!("{}{}", if conn.label.contains(' ') && !conn.label.contains('→') { format!("{}: ", conn.label.split(' ').next().unwrap_or("")) } else { String::new() }, m.text), 44)),
+                    esc(&clip(&format!("{who}{shown}"), 50)),
                     esc(&count),
                     y + 11,
                     m.src,
@@ -238,7 +266,7 @@ pub fn render(l: &Ladder) -> String {
                     o.push_str(&format!(
                         "<text class=\"warn\" x=\"{mid}\" y=\"{}\" text-anchor=\"middle\" fill=\"#c0392b\" font-size=\"10\">⚠ {}</text>\n",
                         y + 25,
-                        esc(&clip(w, 70))
+                        esc(&clip(w, 100))
                     ));
                 }
                 o.push_str("</g>\n");

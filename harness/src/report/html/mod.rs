@@ -432,6 +432,14 @@ pub fn scenario_page(report_dir: &Path, e: &Entry<'_>) -> String {
                 let _ = write!(b, "<li><a href=\"#ladder-row-{row}\">{}</a></li>", esc(f));
             }
             b.push_str("</ul>");
+            if let Some(f) = l.focus() {
+                b.push_str("<p>The connections concerned (their client's control and data connections on every side; the full ladder is below):</p>");
+                let _ = write!(
+                    b,
+                    "<div class=\"scroll\" id=\"focus-ladder\">{}</div>",
+                    ladder_svg::render_with_prefix(&f, "focus-")
+                );
+            }
         }
     }
     if let Some(sc) = e.scenario {
