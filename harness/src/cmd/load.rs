@@ -56,6 +56,11 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub(crate) format: Format,
+    /// Also write an HTML page here (DIR/index.html): the table and SVG
+    /// plots of transfers/s and PASV latency by range size and policy, and
+    /// of passive-range occupancy over time.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) html: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
@@ -90,6 +95,32 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     let mut reports = Vec::new();
     for s in &specs {
         reports.push(load::run(s).map_err(CliError::Failed)?);
+    }
+    if let Some(dir) = &a.html {
+        let page = ftpnat::report::html::load::LoadPage {
+            title: "ftpnat load".into(),
+            params: ftpnat::report::html::RunInfo::new(
+                "ftpnat load",
+                vec![
+                    ("engine".into(), a.engine.name().into()),
+                    ("runs".into(), reports.len().to_string()),
+                ],
+            )
+            .params,
+            runs: reports
+                .iter()
+                .map(ftpnat::report::html::load::LoadRun::from_report)
+                .collect(),
+        };
+        std::fs::create_dir_all(dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join("index.html"),
+                    ftpnat::report::html::load::render(&page),
+                )
+            })
+            .map_err(|e| CliError::Failed(format!("writing {}: {e}", dir.display())))?;
+        eprintln!("HTML report: {}", dir.join("index.html").display());
     }
     match a.format {
         Format::Json => outln!(

@@ -65,6 +65,11 @@ pub(crate) struct Args {
     /// `--format iptables,json`.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub(crate) format: Vec<ValidateFormat>,
+    /// Also write an HTML report here: the battery with causes, and for
+    /// each failing row the rule that dropped the probe and its ladder
+    /// (rows' artifacts, with pcaps and the nft trace, in DIR/artifacts).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
@@ -99,17 +104,19 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     };
     let params: Params = settings.params().map_err(CliError::Input)?;
     let jobs = a.jobs.unwrap_or_else(default_jobs);
-    let rows = match &a.image {
-        Some(img) => ruleset::validate_image(img, &params, jobs),
-        None => ruleset::validate(&file, &params, jobs),
+    let kept = a.html.as_ref().map(|h| h.join("artifacts"));
+    let runs = match &a.image {
+        Some(img) => ruleset::validate_image_kept(img, &params, jobs, kept.as_deref()),
+        None => ruleset::validate_kept(&file, &params, jobs, kept.as_deref()),
     }
     .map_err(CliError::input)?;
+    let rows = &runs.rows;
+    if let (Some(dir), Some(kept)) = (&a.html, &kept) {
+        write_html(dir, kept, &file, a.image.as_deref(), &params, &runs)?;
+    }
     match format {
-        Format::Human => print_table(&rows, &file),
-        Format::Json => outln!(
-            "{}",
-            serde_json::to_string_pretty(&rows).unwrap_or_default()
-        ),
+        Format::Human => print_table(rows, &file),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(rows).unwrap_or_default()),
     }
     Ok(found(
         !rows.iter().all(|r| !r.required || r.status == Status::Pass),
@@ -139,4 +146,54 @@ fn print_table(rows: &[Row], file: &std::path::Path) {
         rows.len(),
         file.display()
     );
+}
+
+fn write_html(
+    dir: &std::path::Path,
+    kept: &std::path::Path,
+    file: &std::path::Path,
+    image: Option<&str>,
+    params: &Params,
+    runs: &ruleset::Runs,
+) -> Result<(), CliError> {
+    use ftpnat::report::html;
+    let folders: Vec<Option<PathBuf>> = runs
+        .results
+        .iter()
+        .map(|r| Some(kept.join(ftpnat::runner::sanitize(&r.name))).filter(|d| d.is_dir()))
+        .collect();
+    let entries: Vec<html::Entry<'_>> = runs
+        .results
+        .iter()
+        .zip(&folders)
+        .map(|(r, d)| html::Entry {
+            result: r,
+            scenario: runs.scenarios.iter().find(|s| s.name == r.name),
+            artifacts: d.as_deref(),
+        })
+        .collect();
+    let info = html::RunInfo::new(
+        "ftpnat validate-ruleset",
+        vec![
+            (
+                if image.is_some() { "image" } else { "rule set" }.to_string(),
+                image.map_or_else(|| file.display().to_string(), str::to_string),
+            ),
+            ("wan".into(), format!("{} {}", params.wan.0, params.wan.1)),
+            ("lan".into(), format!("{} {}", params.lan.0, params.lan.1)),
+            (
+                "server".into(),
+                format!("{} ({})", params.server, params.server_kind.name()),
+            ),
+            (
+                "passive".into(),
+                format!("{}-{}", params.passive.0, params.passive.1),
+            ),
+        ],
+    );
+    html::ruleset::write(dir, &info, &runs.rows, &entries).map_err(|e| {
+        CliError::Failed(format!("writing the HTML report to {}: {e}", dir.display()))
+    })?;
+    eprintln!("HTML report: {}", dir.join("index.html").display());
+    Ok(())
 }

@@ -118,7 +118,17 @@ pub enum RowKind {
     },
     /// A segment (or a run of them) on one side of a gateway.
     Msg(Msg),
+    /// Rows left out of a step with very many (a port scan).
+    Folded {
+        /// Rows left out.
+        hidden: usize,
+        /// How many of them were drops.
+        dropped: usize,
+    },
 }
+
+/// Rows kept per step before the rest are folded.
+const ROWS_PER_STEP: usize = 60;
 
 /// A segment between two lanes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -579,6 +589,7 @@ impl<'a> Builder<'a> {
         }
         self.label_connections(&steps);
         self.check_replies();
+        self.fold();
         self.collect_findings();
         Ladder {
             lanes: self.lanes,
@@ -588,6 +599,51 @@ impl<'a> Builder<'a> {
             finding_rows: self.finding_rows,
             caveats: self.caveats,
         }
+    }
+
+    /// Keeps the first [`ROWS_PER_STEP`] rows of each step (and up to 10
+    /// more flagged ones); the rest become one [`RowKind::Folded`] row.
+    fn fold(&mut self) {
+        let mut out = Vec::with_capacity(self.rows.len());
+        let (mut kept, mut flagged, mut hidden, mut dropped) = (0, 0, 0, 0);
+        let flush = |out: &mut Vec<Row>, hidden: &mut usize, dropped: &mut usize, t_ms: f64| {
+            if *hidden > 0 {
+                out.push(Row {
+                    t_ms,
+                    kind: RowKind::Folded {
+                        hidden: *hidden,
+                        dropped: *dropped,
+                    },
+                });
+            }
+            (*hidden, *dropped) = (0, 0);
+        };
+        let mut last_t = 0.0;
+        for r in std::mem::take(&mut self.rows) {
+            match &r.kind {
+                RowKind::Msg(m) => {
+                    let flag = m.dropped.is_some() || m.warn.is_some();
+                    if kept < ROWS_PER_STEP || (flag && flagged < 10) {
+                        kept += 1;
+                        if kept > ROWS_PER_STEP {
+                            flagged += 1;
+                        }
+                        out.push(r);
+                    } else {
+                        hidden += 1;
+                        dropped += usize::from(m.dropped.is_some());
+                        last_t = r.t_ms;
+                    }
+                }
+                _ => {
+                    flush(&mut out, &mut hidden, &mut dropped, last_t);
+                    (kept, flagged) = (0, 0);
+                    out.push(r);
+                }
+            }
+        }
+        flush(&mut out, &mut hidden, &mut dropped, last_t);
+        self.rows = out;
     }
 
     fn push_step(&mut self, s: &StepMark, t_ms: f64) {
@@ -606,38 +662,70 @@ impl<'a> Builder<'a> {
         });
     }
 
-    /// For every received frame the gateway dropped: why. A SYN is dropped
-    /// when its ISN never left the gateway on another interface; other
-    /// frames when a drop note matches them.
+    /// For every received frame the gateway dropped: why. A frame crossed
+    /// when a copy left on another interface of that gateway (same
+    /// sequence number and flags, within 50 ms; a SYN: its ISN at any
+    /// time). Timed notes (sim) go to the nearest received frame of their
+    /// addresses that did not cross; untimed ones (kernel trace, SYNs
+    /// only) to the SYNs of their addresses in order. A SYN that did not
+    /// cross and has no note still gets a reason from what was seen.
     fn match_drops(
         &mut self,
         frames: &[&Frame],
         isn_sent: &HashMap<(String, u32), Vec<String>>,
     ) -> HashMap<usize, Drop> {
-        let mut out = HashMap::new();
-        // Notes by (gateway, iface, src, dst), in order.
-        let mut notes: HashMap<NoteKey, Vec<(usize, &Note)>> = HashMap::new();
-        for (i, n) in self.ev.notes.iter().enumerate() {
-            notes
-                .entry((n.gateway.clone(), n.iface.clone(), n.src, n.dst))
-                .or_default()
-                .push((i, n));
+        let sent: Vec<bool> = frames.iter().map(|f| self.sent_by_gateway(f)).collect();
+        let crossed: Vec<bool> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if sent[i] {
+                    return false;
+                }
+                if is_syn(f) {
+                    return isn_sent
+                        .get(&(f.gateway.clone(), f.seq))
+                        .is_some_and(|ifs| ifs.iter().any(|x| *x != f.iface));
+                }
+                let flags = F::SYN | F::RST | F::FIN;
+                frames[i..]
+                    .iter()
+                    .enumerate()
+                    .take_while(|(_, g)| g.t_us <= f.t_us + 50_000)
+                    .any(|(k, g)| {
+                        sent[i + k]
+                            && g.gateway == f.gateway
+                            && g.iface != f.iface
+                            && g.seq == f.seq
+                            && g.payload.len() == f.payload.len()
+                            && g.flags & flags == f.flags & flags
+                    })
+            })
+            .collect();
+        let mut by_key: HashMap<NoteKey, Vec<usize>> = HashMap::new();
+        for (i, f) in frames.iter().enumerate() {
+            if !sent[i] {
+                by_key
+                    .entry((f.gateway.clone(), f.iface.clone(), f.src, f.dst))
+                    .or_default()
+                    .push(i);
+            }
         }
         // Sim notes carry the gateway's own clock: align it with the pcaps'
         // on the notes of new flows (their SYN is unambiguous).
         let mut offsets: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for f in frames
-            .iter()
-            .filter(|f| is_syn(f) && !self.sent_by_gateway(f))
-        {
-            if let Some(v) = notes.get(&(f.gateway.clone(), f.iface.clone(), f.src, f.dst)) {
-                if let Some((_, n)) = v.iter().find(|(_, n)| !n.dropped && n.t.is_some()) {
-                    let t = (n.t.unwrap_or(0.0) * 1e6) as i64;
-                    offsets
-                        .entry(f.gateway.clone())
-                        .or_default()
-                        .push(f.t_us as i64 - t);
-                }
+        for n in self.ev.notes.iter().filter(|n| !n.dropped) {
+            let (Some(t), Some(v)) = (
+                n.t,
+                by_key.get(&(n.gateway.clone(), n.iface.clone(), n.src, n.dst)),
+            ) else {
+                continue;
+            };
+            if let Some(&fi) = v.iter().find(|&&fi| is_syn(frames[fi])) {
+                offsets
+                    .entry(n.gateway.clone())
+                    .or_default()
+                    .push(frames[fi].t_us as i64 - (t * 1e6) as i64);
             }
         }
         let offset: BTreeMap<String, i64> = offsets
@@ -647,49 +735,56 @@ impl<'a> Builder<'a> {
                 (g, v[v.len() / 2])
             })
             .collect();
-        let mut used = vec![false; self.ev.notes.len()];
-        // Untimed notes (kernel trace: SYNs only) are consumed in order.
+        let mut note_of: HashMap<usize, &Note> = HashMap::new();
         let mut cursor: HashMap<NoteKey, usize> = HashMap::new();
-        for (fi, f) in frames.iter().enumerate() {
-            if self.sent_by_gateway(f) {
-                continue;
-            }
-            let key = (f.gateway.clone(), f.iface.clone(), f.src, f.dst);
-            let crossed = isn_sent
-                .get(&(f.gateway.clone(), f.seq))
-                .is_some_and(|ifs| ifs.iter().any(|i| *i != f.iface));
-            let mut note: Option<&Note> = None;
-            if let Some(v) = notes.get(&key) {
-                if let Some(off) = offset.get(&f.gateway) {
-                    // Timed: the closest unused drop note within 20 ms.
+        for n in &self.ev.notes {
+            let key = (n.gateway.clone(), n.iface.clone(), n.src, n.dst);
+            let Some(v) = by_key.get(&key) else { continue };
+            match (n.t, offset.get(&n.gateway)) {
+                (Some(t), Some(off)) => {
+                    if !n.dropped {
+                        continue;
+                    }
+                    let at = (t * 1e6) as i64 + off;
                     let best = v
                         .iter()
-                        .filter(|(i, n)| !used[*i] && n.dropped && n.t.is_some())
-                        .map(|(i, n)| {
-                            let t = (n.t.unwrap_or(0.0) * 1e6) as i64 + off;
-                            (*i, *n, (t - f.t_us as i64).abs())
-                        })
-                        .filter(|(_, _, d)| *d <= 20_000)
-                        .min_by_key(|(_, _, d)| *d);
-                    if let Some((i, n, _)) = best {
-                        used[i] = true;
-                        note = Some(n);
-                    }
-                } else if v.iter().all(|(_, n)| n.t.is_none()) {
-                    if is_syn(f) {
-                        let c = cursor.entry(key.clone()).or_default();
-                        if let Some((_, n)) = v.get(*c) {
-                            *c += 1;
-                            note = n.dropped.then_some(*n);
-                        }
-                    }
-                } else if is_syn(f) && !crossed {
-                    // Timed notes without an anchor: first unused drop note.
-                    if let Some((i, n)) = v.iter().find(|(i, n)| !used[*i] && n.dropped) {
-                        used[*i] = true;
-                        note = Some(n);
+                        .filter(|&&fi| !crossed[fi] && !note_of.contains_key(&fi))
+                        .map(|&fi| (fi, (frames[fi].t_us as i64 - at).abs()))
+                        .filter(|(_, d)| *d <= 20_000)
+                        .min_by_key(|(_, d)| *d);
+                    if let Some((fi, _)) = best {
+                        note_of.insert(fi, n);
                     }
                 }
+                (Some(_), None) => {
+                    // No anchor for the clock: the first SYN that did not cross.
+                    if let Some(&fi) = v.iter().find(|&&fi| {
+                        n.dropped
+                            && is_syn(frames[fi])
+                            && !crossed[fi]
+                            && !note_of.contains_key(&fi)
+                    }) {
+                        note_of.insert(fi, n);
+                    }
+                }
+                (None, _) => {
+                    // In order over the SYNs of these addresses.
+                    let c = cursor.entry(key).or_default();
+                    let syns: Vec<usize> =
+                        v.iter().copied().filter(|&fi| is_syn(frames[fi])).collect();
+                    if let Some(&fi) = syns.get(*c) {
+                        *c += 1;
+                        if n.dropped {
+                            note_of.insert(fi, n);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = HashMap::new();
+        for (fi, f) in frames.iter().enumerate() {
+            if sent[fi] {
+                continue;
             }
             let own = self
                 .sc
@@ -702,15 +797,15 @@ impl<'a> Builder<'a> {
                         .iter()
                         .any(|i| IpAddr::V4(i.addr.addr()) == f.dst.ip())
                 });
-            let answered = frames[fi..].iter().take(50).any(|g| {
-                g.gateway == f.gateway
+            let answered = frames[fi..].iter().enumerate().take(50).any(|(k, g)| {
+                sent[fi + k]
+                    && g.gateway == f.gateway
                     && g.iface == f.iface
                     && g.flags & F::RST != 0
                     && g.src == f.dst
                     && g.dst == f.src
-                    && self.sent_by_gateway(g)
             });
-            match note {
+            match note_of.get(&fi) {
                 Some(n) => {
                     out.insert(
                         fi,
@@ -721,7 +816,7 @@ impl<'a> Builder<'a> {
                         },
                     );
                 }
-                None if is_syn(f) && !crossed => {
+                None if is_syn(f) && !crossed[fi] => {
                     let reason = if answered && own {
                         "refused by the gateway itself (nothing forwards this port)"
                     } else if own {
@@ -876,7 +971,7 @@ impl<'a> Builder<'a> {
                     if let Some(w) = self.unforwarded(a) {
                         warn.push(w);
                     }
-                    if let Some(w) = self.outside_passive_range(a.port()) {
+                    if let Some(w) = self.outside_passive_range(k.flow, a.port()) {
                         warn.push(w);
                     }
                 }
@@ -914,7 +1009,11 @@ impl<'a> Builder<'a> {
                 .iter()
                 .any(|i| i.side == Side::Outside && IpAddr::V4(i.addr.addr()) == a.ip())
         })?;
-        if g.config.alg != AlgMode::Off {
+        // A user's rule set or router image: its forwards are not known here.
+        if g.config.alg != AlgMode::Off
+            || g.ruleset.is_some()
+            || g.engine == crate::scenario::raw::EngineKind::Image
+        {
             return None;
         }
         let fwd: Vec<String> = g
@@ -949,8 +1048,19 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn outside_passive_range(&self, port: u16) -> Option<String> {
+    /// The port is outside the passive range of the server that answered
+    /// on this control connection (the host a side of the flow reaches).
+    fn outside_passive_range(&self, flow: usize, port: u16) -> Option<String> {
+        let servers: Vec<IpAddr> = self
+            .conns
+            .iter()
+            .filter(|k| k.flow == flow && flow != usize::MAX)
+            .map(|k| k.responder.ip())
+            .collect();
         self.sc.hosts.iter().find_map(|h| {
+            if !h.addrs.iter().any(|a| servers.contains(&a.addr())) {
+                return None;
+            }
             let [lo, hi] = h.server.as_ref()?.config.passive_ports?;
             (!(lo..=hi).contains(&port))
                 .then(|| format!("outside the server's passive range {lo}-{hi} (fallback port)"))
@@ -1054,7 +1164,7 @@ impl Ladder {
             .iter()
             .filter_map(|r| match &self.rows.get(*r)?.kind {
                 RowKind::Msg(m) => Some(client_of(&self.conns[m.conn].label)),
-                RowKind::Step { .. } => None,
+                RowKind::Step { .. } | RowKind::Folded { .. } => None,
             })
             .collect();
         if hot.is_empty() {
@@ -1066,7 +1176,7 @@ impl Ladder {
             RowKind::Step { label, .. } => hot
                 .iter()
                 .any(|c| label.strip_prefix(c).is_some_and(|t| t.starts_with(':'))),
-            RowKind::Msg(_) => false,
+            RowKind::Msg(_) | RowKind::Folded { .. } => false,
         };
         let start = self.rows[..first]
             .iter()
@@ -1082,6 +1192,7 @@ impl Ladder {
                             .any(|c| label.strip_prefix(c).is_some_and(|t| t.starts_with(':')))
                 }
                 RowKind::Msg(m) => hot.contains(&client_of(&self.conns[m.conn].label)),
+                RowKind::Folded { .. } => false,
             })
             .cloned()
             .collect();
@@ -1105,6 +1216,9 @@ impl Ladder {
         out.push('\n');
         for r in &self.rows {
             match &r.kind {
+                RowKind::Folded { hidden, dropped } => {
+                    out.push_str(&format!("… {hidden} more rows folded ({dropped} drops)\n"))
+                }
                 RowKind::Step {
                     index,
                     label,

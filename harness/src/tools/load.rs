@@ -111,7 +111,7 @@ pub struct LoadReport {
     /// Server-side allocator counters.
     pub fallbacks: u64,
     /// Ports of the passive range in use over the run (seconds since the
-    /// start, ports), sampled every 50 ms from the reference server's
+    /// start, ports), sampled every 20 ms from the reference server's
     /// allocator; empty for other servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub occupancy: Vec<(f64, u64)>,
@@ -285,7 +285,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
                         ));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
         futures::future::join(run, sample).await;

@@ -310,8 +310,31 @@ pub fn check_loads(rules: &str, file: &Path, format: RulesetFormat) -> Result<()
     }
 }
 
+/// The battery's runs, for a report: the scenarios as run and their
+/// results (artifacts, with pcaps, in `artifacts/<row>/`).
+#[derive(Debug)]
+pub struct Runs {
+    /// Rows in order.
+    pub rows: Vec<Row>,
+    /// One scenario per row.
+    pub scenarios: Vec<crate::scenario::Scenario>,
+    /// One result per row.
+    pub results: Vec<ScenarioResult>,
+}
+
 /// Runs the battery against the rule set in `file`.
 pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, RulesetError> {
+    validate_kept(file, params, jobs, None).map(|r| r.rows)
+}
+
+/// As [`validate`]; with `artifacts`, every row's artifacts (pcaps, the
+/// gateway's nft trace) are kept there for the HTML report.
+pub fn validate_kept(
+    file: &Path,
+    params: &Params,
+    jobs: usize,
+    artifacts: Option<&Path>,
+) -> Result<Runs, RulesetError> {
     let rules = std::fs::read_to_string(file)
         .map_err(|e| RulesetError::Read(format!("{}: {e}", file.display())))?;
     let format = params
@@ -327,7 +350,7 @@ pub fn validate(file: &Path, params: &Params, jobs: usize) -> Result<Vec<Row>, R
             RulesetFormat::Iptables => "iptables",
         }
     );
-    run_battery(params, jobs, &gateway, Some(&rules))
+    run_battery(params, jobs, &gateway, Some(&rules), artifacts)
 }
 
 /// The name of the user's rule set copied beside the battery's scenarios.
@@ -338,11 +361,22 @@ const RULESET_COPY: &str = "user-ruleset";
 /// firewall on the interfaces ftpnat wires, then prints a line with
 /// "ready").
 pub fn validate_image(image: &str, params: &Params, jobs: usize) -> Result<Vec<Row>, RulesetError> {
+    validate_image_kept(image, params, jobs, None).map(|r| r.rows)
+}
+
+/// As [`validate_image`], keeping artifacts as [`validate_kept`] does.
+pub fn validate_image_kept(
+    image: &str,
+    params: &Params,
+    jobs: usize,
+    artifacts: Option<&Path>,
+) -> Result<Runs, RulesetError> {
     run_battery(
         params,
         jobs,
         &format!("engine = \"image\"\nimage = \"{image}\""),
         None,
+        artifacts,
     )
 }
 
@@ -351,7 +385,8 @@ fn run_battery(
     jobs: usize,
     gateway: &str,
     rules: Option<&str>,
-) -> Result<Vec<Row>, RulesetError> {
+    artifacts: Option<&Path>,
+) -> Result<Runs, RulesetError> {
     let b = battery(params)?;
     let dir =
         crate::topology::netns::run_tempdir().map_err(|e| RulesetError::Read(e.to_string()))?;
@@ -369,15 +404,17 @@ fn run_battery(
     let results: Vec<ScenarioResult> = runner::run_all(
         &scenarios,
         &RunOptions {
-            no_pcap: true,
+            no_pcap: artifacts.is_none(),
+            artifacts: artifacts.map(Path::to_path_buf),
             ..Default::default()
         },
         jobs,
         &|_, _| {},
     );
-    Ok(b.rows
+    let rows = b
+        .rows
         .into_iter()
-        .zip(results)
+        .zip(&results)
         .map(|((name, needs, required, cause, _), r)| {
             // The failed step's own message (the user did not write these scenarios).
             let detail = r
@@ -398,7 +435,12 @@ fn run_battery(
                 cause: detail.map(|d| format!("{cause} ({d})")),
             }
         })
-        .collect())
+        .collect();
+    Ok(Runs {
+        rows,
+        scenarios,
+        results,
+    })
 }
 
 /// The settings of a validation, from the command line or a TOML file:

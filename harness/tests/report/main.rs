@@ -194,3 +194,75 @@ fn report_pages_in_headless_chromium() {
         bytes.len()
     );
 }
+
+/// validate-ruleset --html: the battery, and under each failing row the
+/// rule of the user's rule set that dropped the probe (from the kernel's
+/// nft trace) and its ladder.
+#[test]
+fn validate_ruleset_report_names_the_dropping_rule() {
+    require_root();
+    chromium();
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args([
+            "validate-ruleset",
+            "scenarios/rulesets/only-port-21.nft",
+            "--html",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let (dom, errs) = dom_and_console_errors(&report.join("index.html"));
+    assert!(errs.is_empty(), "{errs:?}");
+    assert!(
+        dom.contains("id=\"row-passive-pasv\""),
+        "failing row section missing"
+    );
+    // only-port-21.nft drops the passive range by its input policy: the
+    // probe's SYN, and the chain and policy that dropped it.
+    assert!(
+        dom.contains(
+            "dropped at gw wan0: policy drop of chain input [inet router input policy drop]"
+        ),
+        "dropping rule missing"
+    );
+    assert!(dom.contains("class=\"ladder\""));
+    assert!(report.join("passive-pasv.html").exists());
+}
+
+/// load --html: the table and the three plots, drawn as inline SVG.
+#[test]
+fn load_report_has_table_and_plots() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "load",
+            "--clients",
+            "12",
+            "--transfers",
+            "3",
+            "--ports",
+            "2",
+            "--policy",
+            "wait",
+            "--limit",
+            "60",
+            "--html",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = std::fs::read_to_string(tmp.path().join("index.html")).unwrap();
+    assert_eq!(page.matches("<svg").count(), 3, "three plots");
+    assert!(page.contains("completed transfers/s") && page.contains("ports of the range in use"));
+    assert!(
+        page.contains("<td>36/36</td>"),
+        "all 36 transfers completed"
+    );
+    assert!(!page.contains("src=\"http"), "nothing fetched");
+}

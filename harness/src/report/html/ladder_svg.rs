@@ -56,7 +56,7 @@ pub fn render_with_prefix(l: &Ladder, prefix: &str) -> String {
     for r in &l.rows {
         ys.push(y);
         y += match &r.kind {
-            RowKind::Step { .. } => 28,
+            RowKind::Step { .. } | RowKind::Folded { .. } => 28,
             RowKind::Msg(m) if m.warn.is_some() || m.dropped.is_some() => 50,
             RowKind::Msg(_) => 36,
         };
@@ -146,6 +146,13 @@ pub fn render_with_prefix(l: &Ladder, prefix: &str) -> String {
                     y + 4,
                     esc(&clip(label, 120)),
                     if *passed { "" } else { " — FAILED" }
+                ));
+            }
+            RowKind::Folded { hidden, dropped } => {
+                o.push_str(&format!(
+                    "<g class=\"folded\"><text x=\"{}\" y=\"{}\" fill=\"#666\" font-style=\"italic\">… {hidden} more segments in this step folded ({dropped} dropped by the gateway); the pcaps hold them all</text></g>\n",
+                    LEFT + 6,
+                    y + 4
                 ));
             }
             RowKind::Msg(m) => {

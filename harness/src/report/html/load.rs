@@ -108,11 +108,13 @@ fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result
                 .map_err(|e| e.to_string())?
                 .label(name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
-            ch.draw_series(
-                p.iter()
-                    .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
-            )
-            .map_err(|e| e.to_string())?;
+            if p.len() <= 40 {
+                ch.draw_series(
+                    p.iter()
+                        .map(|&(x, y)| Circle::new((x, y), 3, color.filled())),
+                )
+                .map_err(|e| e.to_string())?;
+            }
         }
         ch.configure_series_labels()
             .background_style(WHITE.mix(0.8))
@@ -127,10 +129,7 @@ fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result
 
 /// The page's HTML.
 pub fn render(p: &LoadPage) -> String {
-    let mut b = format!(
-        "<header><a href=\"index.html\">← report</a><h1>{}</h1></header><main>",
-        esc(&p.title)
-    );
+    let mut b = format!("<header><h1>{}</h1></header><main>", esc(&p.title));
     if !p.params.is_empty() {
         b.push_str("<h2>Parameters</h2><table>");
         for (k, v) in &p.params {

@@ -89,7 +89,7 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}
 tr.fail td,tr.error td{background:#fdecea} tr.failing td{background:#f9c9c3;font-weight:bold}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}
-.pass{background:#1e8449}.fail{background:#c0392b}.error{background:#7d3c98}.unsupported{background:#7f8c8d}
+.badge.pass{background:#1e8449}.badge.fail{background:#c0392b}.badge.error{background:#7d3c98}.badge.unsupported{background:#7f8c8d}
 pre{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto;font-size:12px;max-height:420px}
 .findings{background:#fff5f4;border:1px solid #e6b0aa;padding:8px 12px}
 .findings li{margin:3px 0;font-family:monospace;font-size:12.5px}
