@@ -20,6 +20,10 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub(crate) format: Format,
+    /// Also write an HTML report here: scenario × engine, disagreements
+    /// first, each cell linking to that engine's page with its ladder.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
@@ -28,12 +32,13 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
         no_pcap: true,
         ..Default::default()
     };
-    Ok(compare(
+    compare(
         &scenarios,
         a.jobs.unwrap_or_else(default_jobs),
         a.format,
         opts,
-    ))
+        a.html.as_deref(),
+    )
 }
 
 /// One scenario the engines disagree on.
@@ -53,14 +58,21 @@ pub(crate) fn compare(
     jobs: usize,
     format: Format,
     opts: RunOptions,
-) -> ExitCode {
-    let run = |engine| {
-        let opts = RunOptions {
-            engine: Some(engine),
-            ..opts.clone()
-        };
-        runner::run_all(scenarios, &opts, jobs, &|_, _| {})
+    html: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
+    let with = |engine: EngineKind| RunOptions {
+        engine: Some(engine),
+        // The report needs the pcaps and artifacts of both runs.
+        no_pcap: opts.no_pcap && html.is_none(),
+        artifacts: html
+            .map(|h| {
+                h.join("artifacts")
+                    .join(format!("{engine:?}").to_lowercase())
+            })
+            .or_else(|| opts.artifacts.clone()),
+        ..opts.clone()
     };
+    let run = |engine| runner::run_all(scenarios, &with(engine), jobs, &|_, _| {});
     let sim = run(EngineKind::Sim);
     let kernel = run(EngineKind::Kernel);
     let mut rows = Vec::new();
@@ -82,6 +94,45 @@ pub(crate) fn compare(
                 why: why.lines().next().unwrap_or("").to_string(),
             });
         }
+    }
+    if let Some(dir) = html {
+        use ftpnat::report::html::{grid, RunInfo};
+        let (sim_opts, kernel_opts) = (with(EngineKind::Sim), with(EngineKind::Kernel));
+        let column =
+            |name: &str, results: &[ftpnat::outcome::ScenarioResult], o: &'_ RunOptions| {
+                grid::Column {
+                    name: name.into(),
+                    scenarios: scenarios
+                        .iter()
+                        .map(|s| super::html::as_run(s, o))
+                        .collect(),
+                    results: results.to_vec(),
+                    artifacts: None,
+                }
+            };
+        let mut columns = vec![
+            column("sim", &sim, &sim_opts),
+            column("kernel", &kernel, &kernel_opts),
+        ];
+        columns[0].artifacts = sim_opts.artifacts.as_deref();
+        columns[1].artifacts = kernel_opts.artifacts.as_deref();
+        let notes = rows
+            .iter()
+            .map(|r| (r.name.clone(), format!("{:?}: {}", r.kind, r.why)))
+            .collect();
+        grid::write(
+            dir,
+            &RunInfo::new(
+                "ftpnat diff",
+                vec![("engines".into(), "sim, kernel".into())],
+            ),
+            &columns,
+            &notes,
+        )
+        .map_err(|e| {
+            CliError::Failed(format!("writing the HTML report to {}: {e}", dir.display()))
+        })?;
+        eprintln!("HTML report: {}", dir.join("index.html").display());
     }
     let count = |k| rows.iter().filter(|r| r.kind == k).count();
     let behaviour = count(Disagreement::Behaviour);
@@ -119,5 +170,5 @@ pub(crate) fn compare(
             );
         }
     }
-    found(behaviour > 0)
+    Ok(found(behaviour > 0))
 }

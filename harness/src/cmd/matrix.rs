@@ -46,6 +46,10 @@ pub(crate) struct Args {
     /// Column name for --server.
     #[arg(long, default_value = "command", requires = "server")]
     pub(crate) server_name: String,
+    /// Also write an HTML report here: the grid, each cell linking to that
+    /// server and engine's page with its ladder.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
@@ -82,20 +86,70 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     }
     let mut columns = Vec::new();
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); scenarios.len()];
+    let mut runs = Vec::new();
     for (name, base) in &servers {
         for engine in &a.engines {
-            columns.push(format!("{name} / {}", engine.name()));
+            let column = format!("{name} / {}", engine.name());
+            let artifacts = a.html.as_ref().map(|h| {
+                h.join("artifacts")
+                    .join(ftpnat::report::html::grid::slug(&column))
+            });
             let opts = RunOptions {
                 engine: Some(engine.kind()),
+                no_pcap: a.html.is_none(),
+                artifacts: artifacts.clone(),
                 ..base.clone()
             };
-            for (i, r) in runner::run_all(&scenarios, &opts, jobs, &|_, _| {})
-                .iter()
-                .enumerate()
-            {
+            let results = runner::run_all(&scenarios, &opts, jobs, &|_, _| {});
+            for (i, r) in results.iter().enumerate() {
                 cells[i].push(cell(r.status).into());
             }
+            if a.html.is_some() {
+                let as_run = scenarios
+                    .iter()
+                    .map(|s| super::html::as_run(s, &opts))
+                    .collect::<Vec<_>>();
+                runs.push((column.clone(), as_run, results, artifacts));
+            }
+            columns.push(column);
         }
+    }
+    if let Some(dir) = &a.html {
+        use ftpnat::report::html::{grid, RunInfo};
+        let cols: Vec<grid::Column<'_>> = runs
+            .into_iter()
+            .map(|(name, scenarios, results, _)| grid::Column {
+                name,
+                scenarios,
+                results,
+                artifacts: None,
+            })
+            .collect();
+        let roots: Vec<PathBuf> = cols
+            .iter()
+            .map(|c| dir.join("artifacts").join(grid::slug(&c.name)))
+            .collect();
+        let cols: Vec<grid::Column<'_>> = cols
+            .into_iter()
+            .zip(&roots)
+            .map(|(c, r)| grid::Column {
+                artifacts: Some(r.as_path()),
+                ..c
+            })
+            .collect();
+        grid::write(
+            dir,
+            &RunInfo::new(
+                "ftpnat matrix",
+                vec![("columns".into(), columns.join(", "))],
+            ),
+            &cols,
+            &Default::default(),
+        )
+        .map_err(|e| {
+            CliError::Failed(format!("writing the HTML report to {}: {e}", dir.display()))
+        })?;
+        eprintln!("HTML report: {}", dir.join("index.html").display());
     }
     let names = scenarios.iter().map(|s| s.name.as_str());
     let md = table(&columns, names, &cells);

@@ -110,7 +110,7 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
             profile,
             ..Default::default()
         };
-        return Ok(super::diff::compare(&scenarios, jobs, a.format, opts));
+        return super::diff::compare(&scenarios, jobs, a.format, opts, a.html.as_deref());
     }
     let artifacts = a
         .artifacts

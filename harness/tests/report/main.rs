@@ -266,3 +266,43 @@ fn load_report_has_table_and_plots() {
     );
     assert!(!page.contains("src=\"http"), "nothing fetched");
 }
+
+/// `run --engine sim,kernel --html` (the diff): a grid of scenario ×
+/// engine, each cell linking to that engine's page with its own ladder
+/// (the kernel's built from its recorded pcaps and nft trace).
+#[test]
+fn engine_comparison_report_links_each_engines_ladder() {
+    require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(root())
+        .args([
+            "run",
+            "scenarios/conformance/exhaustion-fallback-with-range-only-forwarding.toml",
+            "--engine",
+            "sim,kernel",
+            "--html",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let index = std::fs::read_to_string(tmp.path().join("index.html")).unwrap();
+    let page = "exhaustion-fallback-with-range-only-forwarding.html";
+    for engine in ["sim", "kernel"] {
+        assert!(
+            index.contains(&format!("href=\"{engine}/{page}\"")),
+            "{index}"
+        );
+        let p = std::fs::read_to_string(tmp.path().join(engine).join(page)).unwrap();
+        assert!(
+            p.contains("✕ dropped: no mapping or forward"),
+            "{engine}: no drop in the ladder"
+        );
+    }
+    let kernel = std::fs::read_to_string(tmp.path().join("kernel").join(page)).unwrap();
+    assert!(
+        kernel.contains("reject with tcp reset"),
+        "the kernel's rule"
+    );
+}

@@ -11,6 +11,7 @@
 //! The ladder itself is [`crate::report::ladder`] (a model, tested apart);
 //! [`ladder_svg`] only draws it.
 
+pub mod grid;
 pub mod ladder_svg;
 pub mod load;
 pub mod ruleset;
