@@ -72,10 +72,16 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
     /// required rows pass, 1 when one fails, 2 when the rule set does not
     /// load (nft's message names the line).
     ValidateRuleset(cmd::validate_ruleset::Args),
-    /// Throughput under passive-range exhaustion: concurrent clients outside a
-    /// NAT downloading from the reference server behind it (bounded; stops
-    /// by itself).
+    /// Throughput under passive-range exhaustion: clients outside a NAT
+    /// downloading from a server behind it — the reference server, vsftpd,
+    /// ProFTPD, Pure-FTPd or your own (--server command:…) — each row
+    /// repeated with its spread (bounded; stops by itself).
     Load(cmd::load::Args),
+    /// Black-box probes of a server from outside a NAT.
+    Probe {
+        #[command(subcommand)]
+        what: cmd::probe::ProbeCmd,
+    },
     /// Transfer speed: one large RETR and one STOR per server, over
     /// loopback and over a veth pair between two namespaces, with the
     /// server's CPU time per GiB and each row's ratio to vsftpd's.
@@ -120,6 +126,7 @@ impl Cmd {
                 | Cmd::Diff(_)
                 | Cmd::ValidateRuleset(_)
                 | Cmd::Load(_)
+                | Cmd::Probe { .. }
                 | Cmd::Speed(_)
         )
     }
@@ -153,6 +160,7 @@ fn run() -> Result<ExitCode, cmd::CliError> {
         Cmd::Diff(a) => cmd::diff::run(a),
         Cmd::ValidateRuleset(a) => cmd::validate_ruleset::run(a),
         Cmd::Load(a) => cmd::load::run(a),
+        Cmd::Probe { what } => cmd::probe::run(what),
         Cmd::Speed(a) => cmd::speed::run(a),
         Cmd::List(a) => cmd::list::run(a),
         Cmd::Check(a) => cmd::check::run(a),

@@ -8,7 +8,8 @@
 //! without it a thief receives the file and nothing is logged),
 //! `limits.deny` → `<Limit …> DenyAll`, `server_name` → `ServerIdent`, the
 //! client limits → `MaxClients`/`MaxClientsPerHost`, login/idle/no-transfer
-//! timeouts → `TimeoutLogin`/`TimeoutIdle`/`TimeoutNoTransfer`.
+//! timeouts → `TimeoutLogin`/`TimeoutIdle`/`TimeoutNoTransfer`. It always
+//! gets `TCPBackLog 255`, as an admin expecting bursts sets it.
 //! `passive_exhausted = "fallback"` is ProFTPD's own (and only) behaviour.
 //! Anything else is an error saying it is "not supported by proftpd".
 //!
@@ -78,6 +79,9 @@ pub fn render(
         "RequireValidShell off".into(),
         "WtmpLog off".into(),
         "DelayEngine off".into(),
+        // As an admin expecting bursts of clients sets it (the default
+        // backlog of 128 overflows first under load: `ListenOverflows`).
+        "TCPBackLog 255".into(),
         format!("PidFile {}", state.join("proftpd.pid").display()),
         format!(
             "ScoreboardFile {}",

@@ -30,6 +30,9 @@ pub struct ReferenceServer {
     pub pool: Option<Arc<PortPool>>,
     /// The pooled range (`passive_mode = "pooled"`), for metrics.
     pub pooled: Option<Arc<ftpnat_server::pooled::PooledPassive>>,
+    /// The Linux thread id of the thread that runs it (its CPU time is
+    /// the server's: `/proc/self/task/<tid>/stat`).
+    pub tid: i32,
 }
 
 impl ReferenceServer {
@@ -51,6 +54,7 @@ impl ReferenceServer {
         type Ready = (
             Option<Arc<PortPool>>,
             Option<Arc<ftpnat_server::pooled::PooledPassive>>,
+            i32,
         );
         let (ready_tx, ready_rx) = mpsc::channel::<io::Result<Ready>>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -81,8 +85,11 @@ impl ReferenceServer {
                     rt.block_on(async {
                         let server = Server::new(config);
                         let listeners = server.bind().map_err(fail)?;
-                        let _ =
-                            ready_tx.send(Ok((server.pool().cloned(), server.pooled().cloned())));
+                        let _ = ready_tx.send(Ok((
+                            server.pool().cloned(),
+                            server.pooled().cloned(),
+                            nix::unistd::gettid().as_raw(),
+                        )));
                         server
                             .run(listeners, async {
                                 let _ = stop_rx.await;
@@ -91,20 +98,22 @@ impl ReferenceServer {
                     })
                 })
             })?;
-        let (pool, pooled) = ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "reference server did not start within 10 s",
-                )
-            })??;
+        let (pool, pooled, tid) =
+            ready_rx
+                .recv_timeout(Duration::from_secs(10))
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "reference server did not start within 10 s",
+                    )
+                })??;
         Ok(ReferenceServer {
             thread: Some(thread),
             stop: Some(stop_tx),
             log_path: log_path.to_owned(),
             pool,
             pooled,
+            tid,
         })
     }
 

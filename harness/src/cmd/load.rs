@@ -1,15 +1,19 @@
 //! `ftpnat load`: throughput under passive-range exhaustion (one spec, or
-//! the preset table), as a Markdown table or JSON.
+//! the preset table), every server side by side, each row repeated with
+//! its spread, as a Markdown table or JSON.
 
 use std::process::ExitCode;
 
-use ftpnat::tools::load::{self, LoadReport, LoadSpec};
+use ftpnat::{
+    scenario::resolve::ServerKind,
+    tools::load::{self, Arrivals, LoadRow, LoadSpec},
+};
 
-use super::{CliError, Engine, Format};
+use super::{CliError, Engine, Format, ServerArgs};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// Concurrent clients.
+    /// Clients (sessions).
     #[arg(long, default_value_t = 50)]
     pub(crate) clients: usize,
     /// Transfers per client.
@@ -21,7 +25,8 @@ pub(crate) struct Args {
     /// Passive range size (ports from 60000).
     #[arg(long, default_value_t = 2)]
     pub(crate) ports: u16,
-    /// Exhaustion policy: fallback, refuse or wait.
+    /// The reference server's exhaustion policy: fallback, refuse or wait
+    /// (the other servers do what they do).
     #[arg(long, default_value = "wait")]
     pub(crate) policy: String,
     /// What the NAT forwards besides 21: `range` or `all`.
@@ -30,7 +35,7 @@ pub(crate) struct Args {
     /// Gateway engine.
     #[arg(long, value_enum, default_value = "sim")]
     pub(crate) engine: Engine,
-    /// Stop after this many seconds whatever is left.
+    /// Stop a run after this many seconds whatever is left.
     #[arg(long, default_value_t = 120)]
     pub(crate) limit: u64,
     /// The reference server's passive mode: per-transfer or pooled.
@@ -43,14 +48,25 @@ pub(crate) struct Args {
     /// round trip, which makes every port be held longer.
     #[arg(long, default_value_t = 0)]
     pub(crate) wan_delay_ms: u32,
-    /// The server behind the NAT: reference, vsftpd or proftpd (the
-    /// policy and passive mode apply to the reference server only).
-    #[arg(long, default_value = "reference")]
-    pub(crate) server_kind: String,
-    /// Run the preset table and print it as Markdown: R = 2, 10, 100 ×
-    /// every policy (range forwarded), fallback with every port
-    /// forwarded, pooled mode from 1 and 4 client addresses, and vsftpd
-    /// and ProFTPD on the same topology (at least 4 × R clients).
+    /// How clients arrive: `paced:N` (default paced:16: a client connects
+    /// when fewer than N are waiting for their 220, so the listen queue
+    /// never fills and the passive range is what runs out), `burst` (all
+    /// at once: the listen queue overflows first), `ramp:MS` (evenly over
+    /// MS ms) or `poisson:RATE` (per second).
+    #[arg(long, default_value = "paced:16", value_parser = |s: &str| s.parse::<Arrivals>())]
+    pub(crate) arrivals: Arrivals,
+    /// Runs of every row (rounds interleaved); the table shows min /
+    /// median / max.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) repeat: usize,
+    /// The servers (default: the reference server).
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Run the preset table and print it as Markdown: for R = 2, 10, 100,
+    /// the reference server with every policy (range forwarded), fallback
+    /// with every port forwarded, pooled mode from 4 client addresses,
+    /// then vsftpd, ProFTPD, Pure-FTPd and your --server with their own
+    /// behaviour (at least 4 × R clients).
     #[arg(long)]
     pub(crate) table: bool,
     /// Output format.
@@ -67,12 +83,22 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     if !["fallback", "refuse", "wait"].contains(&a.policy.as_str())
         || !["range", "all"].contains(&a.forward.as_str())
         || !["per-transfer", "pooled"].contains(&a.passive_mode.as_str())
-        || !["reference", "vsftpd", "proftpd"].contains(&a.server_kind.as_str())
         || a.ports == 0
+        || a.ports > 5000
         || !(1..=200).contains(&a.client_addrs)
+        || !(1..=5000).contains(&a.clients)
+        || !(1..=1000).contains(&a.transfers)
+        || !(1..=20).contains(&a.repeat)
+        || !(1..=3600).contains(&a.limit)
     {
-        return Err(CliError::Input("--policy is fallback, refuse or wait; --forward is range or all; --passive-mode is per-transfer or pooled; --server-kind is reference, vsftpd or proftpd; --ports at least 1; --client-addrs 1 to 200".into()));
+        return Err(CliError::Input("--policy is fallback, refuse or wait; --forward is range or all; --passive-mode is per-transfer or pooled; --ports 1 to 5000; --client-addrs 1 to 200; --clients 1 to 5000; --transfers 1 to 1000; --repeat 1 to 20; --limit 1 to 3600 s".into()));
     }
+    let table = a.table;
+    let targets = a.server.targets(if table {
+        &super::ALL_KINDS
+    } else {
+        &[ServerKind::Reference]
+    })?;
     let base = LoadSpec {
         clients: a.clients,
         transfers: a.transfers,
@@ -84,18 +110,22 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
         limit: std::time::Duration::from_secs(a.limit),
         passive_mode: a.passive_mode,
         client_addrs: a.client_addrs,
-        server_kind: a.server_kind,
+        server: targets[0].clone(),
         wan_delay_ms: a.wan_delay_ms,
+        arrivals: a.arrivals,
     };
-    let specs = if a.table {
-        preset_table(&base)
+    let specs = if table {
+        preset_table(&base, &targets)
     } else {
-        vec![base]
+        targets
+            .iter()
+            .map(|t| LoadSpec {
+                server: t.clone(),
+                ..base.clone()
+            })
+            .collect()
     };
-    let mut reports = Vec::new();
-    for s in &specs {
-        reports.push(load::run(s).map_err(CliError::Failed)?);
-    }
+    let rows = load::run_rows(&specs, a.repeat).map_err(CliError::Failed)?;
     if let Some(dir) = &a.html {
         let page = ftpnat::report::html::load::LoadPage {
             title: "ftpnat load".into(),
@@ -103,13 +133,14 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
                 "ftpnat load",
                 vec![
                     ("engine".into(), a.engine.name().into()),
-                    ("runs".into(), reports.len().to_string()),
+                    ("arrivals".into(), a.arrivals.to_string()),
+                    ("runs per row".into(), a.repeat.to_string()),
                 ],
             )
             .params,
-            runs: reports
+            runs: rows
                 .iter()
-                .map(ftpnat::report::html::load::LoadRun::from_report)
+                .map(ftpnat::report::html::load::LoadRun::from_row)
                 .collect(),
         };
         std::fs::create_dir_all(dir)
@@ -125,17 +156,19 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     match a.format {
         Format::Json => outln!(
             "{}",
-            serde_json::to_string_pretty(&reports).unwrap_or_default()
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
         ),
-        Format::Human => print_table(&reports),
+        Format::Human => print_table(&rows),
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--table`: R = 2, 10, 100 × every policy (range forwarded), fallback
-/// with every port forwarded, pooled mode from 1 and 4 client addresses,
-/// vsftpd and ProFTPD.
-fn preset_table(base: &LoadSpec) -> Vec<LoadSpec> {
+/// `--table`: per R = 2, 10, 100, the reference server with every policy
+/// (range forwarded), fallback with every port forwarded, pooled mode from
+/// 4 client addresses, then each other server with its own behaviour;
+/// ProFTPD (and any server that falls back) sits right after the
+/// reference server's `fallback` rows, its own behaviour.
+fn preset_table(base: &LoadSpec, targets: &[ftpnat::tools::target::Target]) -> Vec<LoadSpec> {
     let mut v = Vec::new();
     // The range is only the bottleneck when more clients than ports want
     // one: at least 4 × R clients (R = 100: 400).
@@ -147,51 +180,35 @@ fn preset_table(base: &LoadSpec) -> Vec<LoadSpec> {
         ..base.clone()
     };
     for r in [2u16, 10, 100] {
-        for p in ["fallback", "refuse", "wait"] {
-            v.push(with(r, p, "range"));
-        }
-        v.push(with(r, "fallback", "all"));
-        for addrs in [1, 4] {
-            v.push(LoadSpec {
-                passive_mode: "pooled".into(),
-                client_addrs: addrs,
-                ..with(r, "wait", "range")
-            });
-        }
-        for kind in ["vsftpd", "proftpd"] {
-            v.push(LoadSpec {
-                server_kind: kind.into(),
-                ..with(r, "fallback", "range")
-            });
+        for t in targets {
+            if t.is_reference() {
+                for p in ["wait", "refuse", "fallback"] {
+                    v.push(with(r, p, "range"));
+                }
+                v.push(with(r, "fallback", "all"));
+                v.push(LoadSpec {
+                    passive_mode: "pooled".into(),
+                    client_addrs: 4,
+                    ..with(r, "wait", "range")
+                });
+            } else {
+                v.push(LoadSpec {
+                    server: t.clone(),
+                    ..with(r, "fallback", "range")
+                });
+            }
         }
     }
     v
 }
 
-fn print_table(reports: &[LoadReport]) {
-    outln!("| server | R | mode | client addrs | policy | forwarded | completed | failed (by reason) | transfers/s | PASV p50 / p99 ms | hold ms | efficiency | fallbacks |");
-    outln!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for r in reports {
-        let failed: Vec<String> = r.failed.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let reference = r.spec.server_kind == "reference";
-        outln!(
-            "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {:.0} | {:.1} / {:.1} | {:.2}{} | {:.2} | {} |",
-            r.spec.server_kind,
-            r.spec.ports,
-            if reference { r.spec.passive_mode.as_str() } else { "own" },
-            r.spec.client_addrs,
-            if reference { r.spec.policy.as_str() } else { "own" },
-            r.spec.forward,
-            r.completed,
-            r.spec.clients * r.spec.transfers,
-            if failed.is_empty() { "0".into() } else { failed.join(", ") },
-            r.per_second,
-            r.pasv_p50_ms,
-            r.pasv_p99_ms,
-            r.hold_ms,
-            if reference { "" } else { "ᶜ" },
-            r.efficiency,
-            if reference { r.fallbacks.to_string() } else { "–".into() }
-        );
+fn print_table(rows: &[LoadRow]) {
+    let Some(first) = rows.first() else { return };
+    let names: Vec<String> = first.cells().into_iter().map(|(k, _)| k).collect();
+    outln!("| {} |", names.join(" | "));
+    outln!("|{}", "---|".repeat(names.len()));
+    for row in rows {
+        let cells: Vec<String> = row.cells().into_iter().map(|(_, v)| v).collect();
+        outln!("| {} |", cells.join(" | "));
     }
 }

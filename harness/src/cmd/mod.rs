@@ -11,8 +11,11 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::ValueEnum;
 use ftpnat::{
+    actor::command::CommandSpec,
+    profile::Profile,
     runner,
-    scenario::{self, raw::EngineKind, Scenario},
+    scenario::{self, raw::EngineKind, resolve::ServerKind, Scenario},
+    tools::target::Target,
 };
 
 /// `println!` that ends the program quietly when stdout is closed (e.g.
@@ -48,6 +51,7 @@ pub(crate) mod list;
 pub(crate) mod load;
 pub(crate) mod man;
 pub(crate) mod matrix;
+pub(crate) mod probe;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod speed;
@@ -147,6 +151,82 @@ impl Engine {
             Engine::Sim => "sim",
             Engine::Kernel => "kernel",
         }
+    }
+}
+
+/// Which servers `load`, `probe` and `speed` measure, side by side in one
+/// run: built-in kinds and/or your own server, started exactly as `ftpnat
+/// run` starts them.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServerArgs {
+    /// Built-in servers to measure (comma-separated): reference, vsftpd,
+    /// proftpd, pure-ftpd, or none (only --server). Default: the command's
+    /// own list; with --server, every built-in kind next to yours.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        alias = "server-kind",
+        value_parser = ["reference", "vsftpd", "proftpd", "pure-ftpd", "none"]
+    )]
+    pub(crate) servers: Vec<String>,
+    /// Your own server as well: `command:PROGRAM [ARGS…]`
+    /// ({{placeholders}} allowed; see docs/cookbook/test-my-server-in-ci.md).
+    #[arg(long, value_name = "command:PROGRAM")]
+    pub(crate) server: Option<String>,
+    /// Config template for --server, in the server's own format.
+    #[arg(long, value_name = "TEMPLATE", requires = "server")]
+    pub(crate) server_config: Option<PathBuf>,
+    /// Profile of --server (its name in the tables, its behaviour on an
+    /// exhausted range).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub(crate) profile: Option<PathBuf>,
+}
+
+/// Every built-in server kind, in table order.
+pub(crate) const ALL_KINDS: [ServerKind; 4] = [
+    ServerKind::Reference,
+    ServerKind::Vsftpd,
+    ServerKind::Proftpd,
+    ServerKind::PureFtpd,
+];
+
+impl ServerArgs {
+    /// The servers to measure: `--servers` (else `default`, or every kind
+    /// when --server is given), then the user's.
+    pub(crate) fn targets(&self, default: &[ServerKind]) -> Result<Vec<Target>, CliError> {
+        let named: Vec<ServerKind> = self
+            .servers
+            .iter()
+            .filter_map(|s| ServerKind::from_str(s, true).ok())
+            .collect();
+        let kinds: &[ServerKind] = match (self.servers.is_empty(), &self.server) {
+            (false, _) => &named,
+            (true, Some(_)) => &ALL_KINDS,
+            (true, None) => default,
+        };
+        let mut out: Vec<Target> = Vec::new();
+        for k in kinds {
+            if !out.iter().any(|t| t.kind == *k) {
+                out.push(Target::builtin(*k));
+            }
+        }
+        if let Some(s) = &self.server {
+            let spec =
+                CommandSpec::parse(s, self.server_config.clone()).map_err(CliError::Input)?;
+            let profile = self
+                .profile
+                .as_deref()
+                .map(Profile::load)
+                .transpose()
+                .map_err(CliError::Input)?;
+            out.push(Target::command(std::sync::Arc::new(spec), profile.as_ref()));
+        }
+        if out.is_empty() {
+            return Err(CliError::Input(
+                "--servers none without --server: no server to measure".into(),
+            ));
+        }
+        Ok(out)
     }
 }
 

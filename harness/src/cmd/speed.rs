@@ -5,21 +5,17 @@ use std::process::ExitCode;
 
 use ftpnat::{scenario::resolve::ServerKind, tools::speed};
 
-use super::{CliError, Format};
+use super::{CliError, Format, ServerArgs};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// MiB per transfer.
     #[arg(long, default_value_t = 1024)]
     pub(crate) size_mib: u64,
-    /// Servers (comma-separated).
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_value = "reference,vsftpd,proftpd"
-    )]
-    pub(crate) servers: Vec<ServerKind>,
+    /// Servers (default reference, vsftpd, ProFTPD; Pure-FTPd and your
+    /// own with --servers / --server).
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
     /// Paths (comma-separated).
     #[arg(
         long,
@@ -44,7 +40,12 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     if !(1..=16384).contains(&a.size_mib) {
         return Err(CliError::Input("--size-mib from 1 to 16384".into()));
     }
-    let rows = speed::run(&a.servers, &a.paths, a.size_mib << 20, a.repeat, a.tls)
+    let targets = a.server.targets(&[
+        ServerKind::Reference,
+        ServerKind::Vsftpd,
+        ServerKind::Proftpd,
+    ])?;
+    let rows = speed::run(&targets, &a.paths, a.size_mib << 20, a.repeat, a.tls)
         .map_err(CliError::Failed)?;
     match a.format {
         Format::Json => outln!(

@@ -184,7 +184,7 @@ pub fn ruleset(cfg: &GatewayConfig) -> Result<String, Unsupported> {
         "drop"
     };
     out.push_str(&format!(
-        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    ct state established,related accept;\n    icmp type echo-request accept;\n    iifname \"{wan_if}\" meta l4proto tcp {unsolicited} comment \"ftpnat:unsolicited\";\n    iifname \"{wan_if}\" drop comment \"ftpnat:unsolicited\";\n  }}\n"
+        "  chain input {{\n    type filter hook input priority filter; policy accept;\n    ct state established,related accept;\n    icmp type echo-request accept;\n    iifname \"{wan_if}\" meta l4proto tcp counter {unsolicited} comment \"ftpnat:unsolicited\";\n    iifname \"{wan_if}\" counter drop comment \"ftpnat:unsolicited\";\n  }}\n"
     ));
     // The firewall.
     let fw = &cfg.firewall;
@@ -473,6 +473,10 @@ impl KernelGateway {
                 .unwrap_or(0);
             match comment {
                 "ftpnat:forwarded" => c.forwarded = packets,
+                // The sim engine's name for the same drop.
+                "ftpnat:unsolicited" if packets > 0 => {
+                    *c.dropped.entry("no mapping or forward".into()).or_default() += packets;
+                }
                 "ftpnat:invalid" => {
                     c.dropped
                         .insert("invalid (no flow, not a SYN)".into(), packets);

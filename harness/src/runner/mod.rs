@@ -620,19 +620,16 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             raw.tls_cert = Some(pki.cert_pem.clone());
             raw.tls_key = Some(pki.key_pem.clone());
         }
-        use crate::{actor, scenario::resolve::ServerKind};
         let (ns, label) = (Arc::clone(env.topo.ns(&h.name)), sanitize(&h.name));
-        let external = match (&server.command, server.kind) {
-            (Some(cmd), _) => Some(actor::command::start(cmd, ns, &raw, &root, &dir, &label)),
-            (None, ServerKind::Reference) => None,
-            (None, ServerKind::Vsftpd) => Some(actor::vsftpd::start(ns, &raw, &root, &dir, &label)),
-            (None, ServerKind::Proftpd) => {
-                Some(actor::proftpd::start(ns, &raw, &root, &dir, &label))
-            }
-            (None, ServerKind::PureFtpd) => {
-                Some(actor::pureftpd::start(ns, &raw, &root, &dir, &label))
-            }
-        };
+        let external = crate::actor::start_process(
+            server.kind,
+            server.command.as_deref(),
+            ns,
+            &raw,
+            &root,
+            &dir,
+            &label,
+        );
         if let Some(d) = external {
             let d = d.map_err(|e| format!("server on {}: {e}", h.name))?;
             env.servers.insert(h.name.clone(), Server::External(d));

@@ -21,12 +21,13 @@ use std::{
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::{observe, target::Target};
 use crate::runner::Lab;
 use crate::{
     actor::daemon::Daemon,
     client::{pasv_addr, FtpClient, Transcript},
-    scenario::{self, resolve::ServerKind},
-    topology::{netns::pids_in_namespace, Netns},
+    scenario,
+    topology::Netns,
 };
 
 /// Which path the bytes take.
@@ -91,57 +92,6 @@ name = "client"
 addr = "192.168.1.10/24"
 "#;
 
-/// (ppid, utime + stime) of a process.
-fn stat(pid: i32) -> Option<(i32, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit(')').next()?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state (3), ppid (4), …, utime (14), stime (15).
-    let ppid: i32 = f.get(1)?.parse().ok()?;
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    Some((ppid, utime + stime))
-}
-
-/// CPU ticks (utime + stime) of every process in `ns` and every descendant
-/// of `root` (vsftpd puts its session processes in namespaces of their
-/// own: `isolate_network`).
-fn cpu_ticks(ns: &Netns, root: u32) -> HashMap<i32, u64> {
-    let all: HashMap<i32, (i32, u64)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| Some((pid, stat(pid)?)))
-        .collect();
-    let mut mine: std::collections::HashSet<i32> =
-        pids_in_namespace(ns.inode()).into_iter().collect();
-    mine.insert(root as i32);
-    loop {
-        let before = mine.len();
-        for (pid, (ppid, _)) in &all {
-            if mine.contains(ppid) {
-                mine.insert(*pid);
-            }
-        }
-        if mine.len() == before {
-            break;
-        }
-    }
-    mine.into_iter()
-        .filter_map(|pid| Some((pid, all.get(&pid)?.1)))
-        .collect()
-}
-
-fn cpu_seconds(before: &HashMap<i32, u64>, after: &HashMap<i32, u64>) -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let ticks: u64 = after
-        .iter()
-        .map(|(pid, t)| t.saturating_sub(before.get(pid).copied().unwrap_or(0)))
-        .sum();
-    ticks as f64 / hz
-}
-
 /// Writes `size` bytes of pseudo-random data (cheap xorshift) to `path`.
 fn write_blob(path: &Path, size: u64) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -165,7 +115,7 @@ fn write_blob(path: &Path, size: u64) -> std::io::Result<()> {
 }
 
 fn start_server(
-    kind: ServerKind,
+    target: &Target,
     ns: Arc<Netns>,
     root: &Path,
     dir: &Path,
@@ -187,40 +137,44 @@ fn start_server(
         }
         None => String::new(),
     };
-    match kind {
-        ServerKind::Vsftpd => crate::actor::vsftpd::start(ns, &raw, root, dir, "speed"),
-        ServerKind::Proftpd => crate::actor::proftpd::start(ns, &raw, root, dir, "speed"),
-        ServerKind::PureFtpd => crate::actor::pureftpd::start(ns, &raw, root, dir, "speed"),
-        ServerKind::Reference => {
-            let log = dir.join("speed-server.log");
-            let conf = dir.join("speed-ftpnat-server.toml");
-            std::fs::write(
-                &conf,
-                format!(
-                    "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nlog_file = \"{}\"\n{tls_keys}",
-                    root.display(),
-                    log.display()
-                ),
-            )
-            .map_err(|e| e.to_string())?;
-            let mut cmd = std::process::Command::new(reference_binary()?);
-            cmd.arg("--config").arg(&conf);
-            Daemon::start(
-                ns,
-                cmd,
-                "0.0.0.0:21".parse().expect("literal"),
-                dir,
-                "speed",
-                "ftpnat-server",
-                log,
-            )
-        }
+    if let Some(d) = crate::actor::start_process(
+        target.kind,
+        target.command.as_deref(),
+        Arc::clone(&ns),
+        &raw,
+        root,
+        dir,
+        "speed",
+    ) {
+        return d;
     }
+    let log = dir.join("speed-server.log");
+    let conf = dir.join("speed-ftpnat-server.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nlog_file = \"{}\"\n{tls_keys}",
+            root.display(),
+            log.display()
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(reference_binary()?);
+    cmd.arg("--config").arg(&conf);
+    Daemon::start(
+        ns,
+        cmd,
+        "0.0.0.0:21".parse().expect("literal"),
+        dir,
+        "speed",
+        "ftpnat-server",
+        log,
+    )
 }
 
-/// One RETR and one STOR of `size` bytes against `kind` over `path`.
+/// One RETR and one STOR of `size` bytes against `target` over `path`.
 pub fn measure(
-    kind: ServerKind,
+    target: &Target,
     path: PathKind,
     size: u64,
     tls: bool,
@@ -254,14 +208,14 @@ pub fn measure(
         None
     };
     let mut daemon = start_server(
-        kind,
+        target,
         Arc::clone(&server_ns),
         &root,
         dir.path(),
         pki.as_ref(),
     )?;
     let daemon_pid = daemon.pid();
-    let (sockets, target): (_, SocketAddr) = match path {
+    let (sockets, control): (_, SocketAddr) = match path {
         PathKind::Loopback => (
             lab.topo.sockets("server"),
             "127.0.0.1:21".parse().expect("literal"),
@@ -278,7 +232,7 @@ pub fn measure(
     let result = rt.block_on(async {
         let (mut c, banner) = FtpClient::connect(
             sockets,
-            target,
+            control,
             Duration::from_secs(10),
             Transcript::default(),
         )
@@ -320,7 +274,7 @@ pub fn measure(
             // competes with another one's writeback.
             // SAFETY: sync(2) has no preconditions.
             unsafe { libc::sync() };
-            let before = cpu_ticks(&server_ns, daemon_pid);
+            let before = observe::process_ticks(&server_ns, daemon_pid);
             let t0 = Instant::now();
             let line = match direction {
                 "RETR" => "RETR big.bin",
@@ -360,20 +314,22 @@ pub fn measure(
             drop(data);
             let done = c.read_reply().await.map_err(|e| e.to_string())?;
             let seconds = t0.elapsed().as_secs_f64();
-            let after = cpu_ticks(&server_ns, daemon_pid);
+            let after = observe::process_ticks(&server_ns, daemon_pid);
             if done.code != 226 || moved != size {
                 return Err(format!("{line}: {moved} of {size} bytes, then {done:?}"));
             }
             let gib = size as f64 / f64::from(1u32 << 30);
             rows.push(SpeedRow {
-                server: kind.name().to_string(),
+                server: target.name.clone(),
                 tls,
                 path,
                 direction,
                 bytes: size,
                 seconds,
                 mib_per_s: size as f64 / f64::from(1u32 << 20) / seconds,
-                cpu_s_per_gib: cpu_seconds(&before, &after) / gib,
+                cpu_s_per_gib: after.saturating_sub(before) as f64
+                    / observe::ticks_per_second()
+                    / gib,
                 vs_vsftpd: None,
                 vs_plain: None,
             });
@@ -384,14 +340,14 @@ pub fn measure(
     daemon.stop();
     drop(rt);
     lab.stop();
-    result.map_err(|e| format!("{} over {path:?}: {e}", kind.name()))
+    result.map_err(|e| format!("{} over {path:?}: {e}", target.name))
 }
 
 /// Every server × path, `repeat` rounds (servers interleaved within each
 /// round, so drift on a noisy machine hits all of them alike); each row is
 /// the round with the median speed, with its ratio to vsftpd's.
 pub fn run(
-    kinds: &[ServerKind],
+    targets: &[Target],
     paths: &[PathKind],
     size: u64,
     repeat: usize,
@@ -402,9 +358,9 @@ pub fn run(
     for _ in 0..repeat.max(1) {
         let mut round = Vec::new();
         for path in paths {
-            for kind in kinds {
+            for target in targets {
                 for tls in modes {
-                    round.extend(measure(*kind, *path, size, *tls)?);
+                    round.extend(measure(target, *path, size, *tls)?);
                 }
             }
         }

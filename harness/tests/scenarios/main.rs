@@ -16,6 +16,7 @@ use ftpnat::{
 
 mod adversarial;
 mod honesty;
+mod load;
 
 const SUITE: &str = "../scenarios/conformance";
 const BIN: &str = env!("CARGO_BIN_EXE_ftpnat");
@@ -25,6 +26,20 @@ fn require_root() {
         nix::unistd::geteuid().is_root(),
         "scenario tests build network namespaces: run them as root (CI does), e.g. `sudo -E cargo test --test scenarios`"
     );
+}
+
+/// The pyftpdlib virtualenv's python (ci/test.sh makes it), or a failure
+/// saying how to get it.
+fn pyftpdlib_python() -> &'static str {
+    let py = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/peers/pyftpdlib/bin/python"
+    );
+    assert!(
+        std::path::Path::new(py).exists(),
+        "{py} is missing: run ci/test.sh (it creates the pyftpdlib virtualenv)"
+    );
+    py
 }
 
 fn suite() -> Vec<scenario::Scenario> {
@@ -761,15 +776,7 @@ fn real_servers_pass_the_suite_as_their_profiles_say(
 #[test]
 fn pyftpdlib_as_a_command_server_gets_its_profiles_verdicts() {
     require_root();
-    let py = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../target/peers/pyftpdlib/bin/python"
-    );
-    assert!(
-        std::path::Path::new(py).exists(),
-        "{py} is missing: run ci/test.sh (it creates the pyftpdlib virtualenv)"
-    );
-    let server = format!("command:{py}");
+    let server = format!("command:{}", pyftpdlib_python());
     let args = [
         "--server",
         server.as_str(),
@@ -838,6 +845,8 @@ fn load_under_range_exhaustion_per_policy() {
                 "2",
                 "--limit",
                 "60",
+                "--repeat",
+                "1",
                 "--format",
                 "json",
                 "--policy",
@@ -853,7 +862,7 @@ fn load_under_range_exhaustion_per_policy() {
             String::from_utf8_lossy(&out.stderr)
         );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v[0].clone()
+        v[0]["runs"][0].clone()
     };
     // wait: everything completes, nothing falls back.
     let w = load("wait", "range");
@@ -893,6 +902,10 @@ fn burst_of_clients_through_the_nat_all_get_a_control_connection() {
             "refuse",
             "--limit",
             "60",
+            "--arrivals",
+            "burst",
+            "--repeat",
+            "1",
             "--format",
             "json",
         ])
@@ -900,7 +913,7 @@ fn burst_of_clients_through_the_nat_all_get_a_control_connection() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    let failed = &v[0]["failed"];
+    let failed = &v[0]["runs"][0]["failed"];
     assert!(
         failed.get("control connection failed").is_none(),
         "{failed}"

@@ -44,7 +44,7 @@ pub struct LoadPage {
 }
 
 /// A plotted line: name, points, thin (dashed) or not.
-type Series = (String, Vec<(f64, f64)>, bool);
+pub(super) type Series = (String, Vec<(f64, f64)>, bool);
 
 const COLORS: [RGBColor; 8] = [
     RGBColor(0x24, 0x71, 0xa3),
@@ -59,7 +59,12 @@ const COLORS: [RGBColor; 8] = [
 
 /// A line chart: `series` name → points; log-scaled x when the values span
 /// more than a factor 20.
-fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String, String> {
+pub(super) fn chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String, String> {
     let pts = series.iter().flat_map(|(_, p, _)| p.iter());
     let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
     for (x, y) in pts {
@@ -127,6 +132,44 @@ fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result
     Ok(svg)
 }
 
+/// Each plot in its `<div>`, or a line saying why it is missing.
+pub(super) fn plot_divs(plots: Vec<(&str, Result<String, String>)>) -> String {
+    let mut b = String::new();
+    for (name, svg) in plots {
+        match svg {
+            Ok(s) => {
+                let _ = write!(b, "<div class=\"plot\">{s}</div>");
+            }
+            Err(e) => {
+                let _ = write!(b, "<p><i>{}: not plotted ({})</i></p>", esc(name), esc(&e));
+            }
+        }
+    }
+    b
+}
+
+/// A table whose header is the first row's cell names (`attrs` go on the
+/// `<table>` tag).
+pub(super) fn cell_table(attrs: &str, rows: &[&[(String, String)]]) -> String {
+    let mut b = format!("<table {attrs}>");
+    if let Some(first) = rows.first() {
+        b.push_str("<tr>");
+        for (k, _) in first.iter() {
+            let _ = write!(b, "<th>{}</th>", esc(k));
+        }
+        b.push_str("</tr>");
+    }
+    for r in rows {
+        b.push_str("<tr>");
+        for (_, v) in r.iter() {
+            let _ = write!(b, "<td>{}</td>", esc(v));
+        }
+        b.push_str("</tr>");
+    }
+    b.push_str("</table>");
+    b
+}
+
 /// The page's HTML.
 pub fn render(p: &LoadPage) -> String {
     let mut b = format!("<header><h1>{}</h1></header><main>", esc(&p.title));
@@ -137,22 +180,15 @@ pub fn render(p: &LoadPage) -> String {
         }
         b.push_str("</table>");
     }
-    b.push_str("<h2>Results</h2><table id=\"load\">");
-    if let Some(first) = p.runs.first() {
-        b.push_str("<tr>");
-        for (k, _) in &first.cells {
-            let _ = write!(b, "<th>{}</th>", esc(k));
-        }
-        b.push_str("</tr>");
-    }
-    for r in &p.runs {
-        b.push_str("<tr>");
-        for (_, v) in &r.cells {
-            let _ = write!(b, "<td>{}</td>", esc(v));
-        }
-        b.push_str("</tr>");
-    }
-    b.push_str("</table><h2>Plots</h2>");
+    b.push_str("<h2>Results</h2>");
+    b.push_str(&cell_table(
+        "id=\"load\"",
+        &p.runs
+            .iter()
+            .map(|r| r.cells.as_slice())
+            .collect::<Vec<_>>(),
+    ));
+    b.push_str("<h2>Plots</h2>");
     let mut by_series: BTreeMap<&str, Vec<&LoadRun>> = BTreeMap::new();
     for r in &p.runs {
         by_series.entry(&r.series).or_default().push(r);
@@ -209,66 +245,25 @@ pub fn render(p: &LoadPage) -> String {
         "passive range occupancy over time",
         chart("ports of the range in use", "seconds", "ports", &occ),
     ));
-    for (name, svg) in plots {
-        match svg {
-            Ok(s) => {
-                let _ = write!(b, "<div class=\"plot\">{s}</div>");
-            }
-            Err(e) => {
-                let _ = write!(b, "<p><i>{}: not plotted ({})</i></p>", esc(name), esc(&e));
-            }
-        }
-    }
+    b.push_str(&plot_divs(plots));
     b.push_str("</main>");
     page(&p.title, "", &b)
 }
 
 impl LoadRun {
-    /// From `ftpnat load`'s report.
-    pub fn from_report(r: &crate::tools::load::LoadReport) -> LoadRun {
-        let s = &r.spec;
-        let failed: Vec<String> = r.failed.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let reference = s.server_kind == "reference";
-        let policy = if reference { s.policy.as_str() } else { "own" };
+    /// From a row of `ftpnat load` (its runs' spread; the plots use the
+    /// median steady-state throughput and the median run's latencies and
+    /// occupancy).
+    pub fn from_row(row: &crate::tools::load::LoadRow) -> LoadRun {
+        let s = &row.spec;
+        let m = row.median_run();
+        let reference = s.server.is_reference();
         LoadRun {
-            cells: vec![
-                ("server".into(), s.server_kind.clone()),
-                ("R".into(), s.ports.to_string()),
-                (
-                    "mode".into(),
-                    if reference {
-                        s.passive_mode.clone()
-                    } else {
-                        "own".into()
-                    },
-                ),
-                ("client addrs".into(), s.client_addrs.to_string()),
-                ("policy".into(), policy.into()),
-                ("forwarded".into(), s.forward.clone()),
-                (
-                    "completed".into(),
-                    format!("{}/{}", r.completed, s.clients * s.transfers),
-                ),
-                (
-                    "failed (by reason)".into(),
-                    if failed.is_empty() {
-                        "0".into()
-                    } else {
-                        failed.join(", ")
-                    },
-                ),
-                ("transfers/s".into(), format!("{:.0}", r.per_second)),
-                (
-                    "PASV p50 / p99 ms".into(),
-                    format!("{:.1} / {:.1}", r.pasv_p50_ms, r.pasv_p99_ms),
-                ),
-                ("hold ms".into(), format!("{:.2}", r.hold_ms)),
-                ("efficiency".into(), format!("{:.2}", r.efficiency)),
-                ("fallbacks".into(), r.fallbacks.to_string()),
-            ],
+            cells: row.cells(),
             series: format!(
-                "{} {policy}{}{}",
-                s.server_kind,
+                "{} {}{}{}",
+                s.server.name,
+                s.server.policy_cell(&s.policy),
                 if s.forward == "all" {
                     " (all forwarded)"
                 } else {
@@ -281,10 +276,10 @@ impl LoadRun {
                 }
             ),
             range: s.ports,
-            per_second: Some(r.per_second),
-            pasv_p50_ms: Some(r.pasv_p50_ms),
-            pasv_p99_ms: Some(r.pasv_p99_ms),
-            occupancy: r.occupancy.iter().map(|&(t, n)| (t, n as f64)).collect(),
+            per_second: Some(row.per_second.median),
+            pasv_p50_ms: Some(m.pasv_p50_ms),
+            pasv_p99_ms: Some(m.pasv_p99_ms),
+            occupancy: m.occupancy.iter().map(|&(t, n)| (t, n as f64)).collect(),
         }
     }
 }

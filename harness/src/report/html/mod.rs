@@ -6,7 +6,8 @@
 //!   filters by status and tag, failures first) and scenario pages
 //!   (findings, topology, ladder, steps, transcripts, server log, counters,
 //!   artifact links).
-//! * [`ruleset`] — the validate-ruleset page; [`load`] — the load page.
+//! * [`ruleset`] — the validate-ruleset page; [`load`] — the load page;
+//!   [`probe`] — the passive-allocation curves of `ftpnat probe passive`.
 //!
 //! The ladder itself is [`crate::report::ladder`] (a model, tested apart);
 //! [`ladder_svg`] only draws it.
@@ -14,6 +15,7 @@
 pub mod grid;
 pub mod ladder_svg;
 pub mod load;
+pub mod probe;
 pub mod ruleset;
 
 use std::{
