@@ -202,7 +202,8 @@ fn preset_table(base: &LoadSpec, targets: &[ftpnat::tools::target::Target]) -> V
     v
 }
 
-fn print_table(rows: &[LoadRow]) {
+/// The rows as a Markdown table.
+pub(crate) fn print_table(rows: &[LoadRow]) {
     let Some(first) = rows.first() else { return };
     let names: Vec<String> = first.cells().into_iter().map(|(k, _)| k).collect();
     outln!("| {} |", names.join(" | "));

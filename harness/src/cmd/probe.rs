@@ -6,7 +6,10 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use ftpnat::tools::probe::{self, PassiveCommand, ProbeReport, ProbeSpec};
+use ftpnat::tools::{
+    load::{self, LoadRow, LoadSpec},
+    probe::{self, PassiveCommand, ProbeReport, ProbeSpec},
+};
 
 use super::{CliError, Engine, Format, ServerArgs};
 
@@ -52,6 +55,12 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value = "human")]
     pub(crate) format: Format,
+    /// Also measure each server's throughput under exhaustion with
+    /// `ftpnat load` on the same range (max(50, 4 × R) clients × 4
+    /// downloads, paced arrivals, 3 runs each), printed after the curves
+    /// (JSON: `{"curves": […], "load": […]}`).
+    #[arg(long)]
+    pub(crate) with_load: bool,
     /// Also write an HTML page here (DIR/index.html): the curves as SVG
     /// plots (latency and failure share against pending PASVs held) and
     /// each server's table.
@@ -87,6 +96,20 @@ pub(crate) fn run(what: ProbeCmd) -> Result<ExitCode, CliError> {
         };
         reports.push(probe::run(&spec).map_err(CliError::Failed)?);
     }
+    let rows = if a.with_load {
+        let specs: Vec<LoadSpec> = reports
+            .iter()
+            .map(|r| LoadSpec {
+                engine: a.engine.name().into(),
+                clients: (4 * usize::from(a.ports)).max(50),
+                server: r.spec.server.clone(),
+                ..LoadSpec::new(a.ports, &a.policy)
+            })
+            .collect();
+        load::run_rows(&specs, 3).map_err(CliError::Failed)?
+    } else {
+        Vec::new()
+    };
     if let Some(dir) = &a.html {
         use ftpnat::report::html::probe::{render, ProbeCurve};
         let params = vec![
@@ -100,18 +123,34 @@ pub(crate) fn run(what: ProbeCmd) -> Result<ExitCode, CliError> {
             .and_then(|()| {
                 std::fs::write(
                     dir.join("index.html"),
-                    render("ftpnat probe passive", &params, &curves),
+                    render(
+                        "ftpnat probe passive",
+                        &params,
+                        &curves,
+                        &rows.iter().map(LoadRow::cells).collect::<Vec<_>>(),
+                    ),
                 )
             })
             .map_err(|e| CliError::Failed(format!("writing {}: {e}", dir.display())))?;
         eprintln!("HTML report: {}", dir.join("index.html").display());
     }
-    match a.format {
-        Format::Json => outln!(
+    match (a.format, a.with_load) {
+        (Format::Json, false) => outln!(
             "{}",
             serde_json::to_string_pretty(&reports).unwrap_or_default()
         ),
-        Format::Human => print_table(&reports),
+        (Format::Json, true) => outln!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "curves": reports, "load": rows }))
+                .unwrap_or_default()
+        ),
+        (Format::Human, _) => {
+            print_table(&reports);
+            if !rows.is_empty() {
+                outln!();
+                super::load::print_table(&rows);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -181,10 +181,11 @@ fn probe_vsftpd_fails_near_full_with_500_oops() {
     );
 }
 
-/// The user's own server (pyftpdlib as a `command`) through `load` and the
-/// probe, with its profile's name and behaviour in the rows: its curve
-/// falls back outside the range once full, and the router refuses those
-/// ports; its load row has the spread, latency, CPU and listen figures.
+/// The user's own server (pyftpdlib as a `command`) through the probe
+/// (with its throughput under exhaustion, one command) and `load`, with its
+/// profile's name and behaviour in the rows: its curve falls back outside
+/// the range once full, and the router refuses those ports; its load row
+/// has the spread, latency, CPU and listen figures.
 #[test]
 fn pyftpdlib_through_load_and_the_probe() {
     require_root();
@@ -202,11 +203,20 @@ fn pyftpdlib_through_load_and_the_probe() {
         "5",
         "--samples",
         "4",
+        "--with-load",
     ];
     args.extend(extra);
     let v = json(&args);
-    assert_eq!(v.as_array().unwrap().len(), 1, "{v:#}");
-    let report = &v[0];
+    // One command: the curve and the throughput under exhaustion.
+    assert_eq!(v["curves"].as_array().unwrap().len(), 1, "{v:#}");
+    let report = &v["curves"][0];
+    let under_load = &v["load"][0];
+    assert_eq!(under_load["spec"]["server"]["name"], "pyftpdlib 2.2");
+    assert_eq!(under_load["runs"].as_array().unwrap().len(), 3);
+    assert!(
+        n(&under_load["runs"][0], "completed") >= 1,
+        "{under_load:#}"
+    );
     assert_eq!(report["spec"]["server"]["name"], "pyftpdlib 2.2");
     assert_eq!(report["spec"]["server"]["exhausted"], "fallback");
     for l in levels(report) {

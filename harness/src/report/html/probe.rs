@@ -62,7 +62,24 @@ impl ProbeCurve {
     }
 }
 
-/// The two plots (latency, failure share) as HTML.
+/// One point per occupancy, the mean of the levels that reached it (past
+/// full, further levels add no PASV held: no vertical lines).
+fn by_occupancy(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64, f64)> = Vec::new();
+    for (x, y) in points {
+        match out.iter_mut().find(|(ox, _, _)| *ox == x) {
+            Some(o) => {
+                o.1 += y;
+                o.2 += 1.0;
+            }
+            None => out.push((x, y, 1.0)),
+        }
+    }
+    out.into_iter().map(|(x, y, n)| (x, y / n)).collect()
+}
+
+/// The two plots (latency, failure share) as HTML; x is the number of
+/// pending PASVs held.
 pub fn plots(curves: &[ProbeCurve]) -> String {
     let line = |f: &dyn Fn(&ProbePoint) -> f64, suffix: &str, thin: bool| -> Vec<Series> {
         curves
@@ -71,7 +88,7 @@ pub fn plots(curves: &[ProbeCurve]) -> String {
             .map(|c| {
                 (
                     format!("{}{suffix}", c.server),
-                    c.points.iter().map(|p| (p.held, f(p))).collect(),
+                    by_occupancy(c.points.iter().map(|p| (p.held, f(p)))),
                     thin,
                 )
             })
@@ -102,8 +119,14 @@ pub fn plots(curves: &[ProbeCurve]) -> String {
     plot_divs(plots.into())
 }
 
-/// The page: parameters, plots, then each server's table.
-pub fn render(title: &str, params: &[(String, String)], curves: &[ProbeCurve]) -> String {
+/// The page: parameters, plots, each server's table, then (when given)
+/// the rows of `ftpnat load` on the same range (their cells).
+pub fn render(
+    title: &str,
+    params: &[(String, String)],
+    curves: &[ProbeCurve],
+    load: &[Vec<(String, String)>],
+) -> String {
     let mut b = format!("<header><h1>{}</h1></header><main>", esc(title));
     if !params.is_empty() {
         b.push_str("<h2>Parameters</h2><table>");
@@ -122,6 +145,13 @@ pub fn render(title: &str, params: &[(String, String)], curves: &[ProbeCurve]) -
                 .iter()
                 .map(|p| p.cells.as_slice())
                 .collect::<Vec<_>>(),
+        ));
+    }
+    if !load.is_empty() {
+        b.push_str("<h2>Throughput under exhaustion (ftpnat load)</h2>");
+        b.push_str(&cell_table(
+            "id=\"load\"",
+            &load.iter().map(Vec::as_slice).collect::<Vec<_>>(),
         ));
     }
     b.push_str("</main>");
@@ -154,11 +184,17 @@ mod tests {
                     points: vec![point(0.0, 0.5, 0.0), point(9.0, 0.6, 0.4)],
                 },
             ],
+            &[vec![("server".into(), "reference".into())]],
         );
         assert_eq!(html.matches("<svg").count(), 2, "{html}");
+        assert!(html.contains("Throughput under exhaustion"), "{html}");
         assert!(html.contains("vsftpd (own: session-dies) p99"), "{html}");
         assert!(!html.contains("<script src"));
-        let empty = render("probe", &[], &[]);
+        assert_eq!(
+            by_occupancy([(3.0, 1.0), (4.0, 1.0), (4.0, 3.0)].into_iter()),
+            [(3.0, 1.0), (4.0, 2.0)]
+        );
+        let empty = render("probe", &[], &[], &[]);
         assert!(empty.contains("reply latency by occupancy: not plotted (no data)"));
     }
 }
