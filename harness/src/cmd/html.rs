@@ -7,7 +7,7 @@ use ftpnat::{
     outcome::ScenarioResult,
     report::{html, Summary},
     runner::{self, RunOptions},
-    scenario::{raw::EngineKind, Scenario},
+    scenario::Scenario,
 };
 
 use super::CliError;
@@ -16,13 +16,7 @@ use super::CliError;
 pub(crate) fn as_run(sc: &Scenario, opts: &RunOptions) -> Scenario {
     let mut sc = sc.clone();
     if let Some(engine) = opts.engine {
-        for g in sc
-            .gateways
-            .iter_mut()
-            .filter(|g| g.engine != EngineKind::Image)
-        {
-            g.engine = engine;
-        }
+        runner::force_engine(&mut sc, engine);
     }
     sc
 }

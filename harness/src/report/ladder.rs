@@ -1092,11 +1092,7 @@ impl<'a> Builder<'a> {
                     "{:.1} ms {who}: {}{} {} → {} dropped at {}: {}{rule}{answer}",
                     r.t_ms,
                     m.text,
-                    if m.count > 1 {
-                        format!(" ×{}", m.count)
-                    } else {
-                        String::new()
-                    },
+                    times(m.count),
                     m.src,
                     m.dst,
                     self.lanes[m.to].label,
@@ -1127,6 +1123,15 @@ pub fn announced_addr(text: &str, peer: SocketAddr) -> Option<SocketAddr> {
         return addr::parse_eprt(arg.trim()).ok();
     }
     None
+}
+
+/// ` ×3` for a row seen three times, nothing for one.
+fn times(n: usize) -> String {
+    if n > 1 {
+        format!(" ×{n}")
+    } else {
+        String::new()
+    }
 }
 
 fn find_step(steps: &[Step], index: usize) -> Option<&Step> {
@@ -1234,11 +1239,7 @@ impl Ladder {
                         self.lanes[m.from].label,
                         self.lanes[m.to].label,
                         m.text,
-                        if m.count > 1 {
-                            format!(" ×{}", m.count)
-                        } else {
-                            String::new()
-                        },
+                        times(m.count),
                         m.src,
                         m.dst
                     ));

@@ -354,14 +354,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         None => sc.clone(),
     };
     if let Some(engine) = opts.engine {
-        // An image gateway routes with its own software whatever the engine.
-        for g in sc
-            .gateways
-            .iter_mut()
-            .filter(|g| g.engine != EngineKind::Image)
-        {
-            g.engine = engine;
-        }
+        force_engine(&mut sc, engine);
     }
     skip_sim_only_counters(&mut sc, &mut result.notes);
     if let Some(kind) = opts.server_kind {
@@ -448,6 +441,18 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
     result.teardown_ms = t_down.elapsed().as_millis() as u64;
     result.duration_ms = t0.elapsed().as_millis() as u64;
     result
+}
+
+/// Puts every gateway of `sc` on `engine` (`--engine`); an image gateway
+/// routes with its own software whatever the engine.
+pub fn force_engine(sc: &mut Scenario, engine: EngineKind) {
+    for g in sc
+        .gateways
+        .iter_mut()
+        .filter(|g| g.engine != EngineKind::Image)
+    {
+        g.engine = engine;
+    }
 }
 
 fn write_gateway_report(dir: &Path, r: &SimReport) {

@@ -391,6 +391,49 @@ pub fn step_marks(r: &ScenarioResult) -> Vec<ladder::StepMark> {
         .collect()
 }
 
+/// Microseconds since the Unix epoch of an RFC 3339 UTC stamp at the start
+/// of a log line (`2026-12-01T15:19:56.961446Z …`), as tracing writes them.
+fn line_time_us(line: &str) -> Option<u64> {
+    let stamp = line.split_whitespace().next()?.strip_suffix('Z')?;
+    let (date, time) = stamp.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|x| x.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|x| x.parse::<i64>().ok());
+    let (h, mi, se) = (t.next()??, t.next()??, t.next()??);
+    let micros: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + se;
+    u64::try_from(secs * 1_000_000 + micros).ok()
+}
+
+/// The log lines from a little before `from_us` to a little after `to_us`
+/// (a few lines of context either side), or `None` when the log carries
+/// no time stamps.
+fn log_excerpt(text: &str, from_us: u64, to_us: u64) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let times: Vec<Option<u64>> = lines.iter().map(|l| line_time_us(l)).collect();
+    if times.iter().all(Option::is_none) {
+        return None;
+    }
+    let first = times
+        .iter()
+        .position(|t| t.is_some_and(|t| t + 200_000 >= from_us))
+        .unwrap_or(lines.len());
+    let last = times
+        .iter()
+        .rposition(|t| t.is_some_and(|t| t <= to_us + 500_000))
+        .unwrap_or(0);
+    let (a, b) = (first.saturating_sub(5), (last + 3).min(lines.len()));
+    (a < b).then(|| lines[a..b.min(a + 120)].join("\n"))
+}
+
 fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -522,14 +565,36 @@ pub fn scenario_page(report_dir: &Path, e: &Entry<'_>) -> String {
             })
             .collect();
         logs.sort();
+        let failing_step = r
+            .steps
+            .iter()
+            .find(|s| s.status != Status::Pass && s.started_us > 0);
         for p in &logs {
-            if let Ok(t) = std::fs::read_to_string(p) {
-                let _ = write!(
-                    b,
-                    "<h2>Server log: {} (last 60 lines)</h2><pre>{}</pre>",
-                    esc(&p.file_name().unwrap_or_default().to_string_lossy()),
-                    esc(&tail_lines(&t, 60))
-                );
+            let Ok(t) = std::fs::read_to_string(p) else {
+                continue;
+            };
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            let around = failing_step.and_then(|s| {
+                log_excerpt(&t, s.started_us, s.started_us + s.duration_ms * 1000)
+                    .map(|x| (s.index, x))
+            });
+            match around {
+                Some((i, x)) => {
+                    let _ = write!(
+                        b,
+                        "<h2>Server log: {} (around step {i})</h2><pre class=\"log\">{}</pre>",
+                        esc(&name),
+                        esc(&x)
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        b,
+                        "<h2>Server log: {} (last 60 lines)</h2><pre class=\"log\">{}</pre>",
+                        esc(&name),
+                        esc(&tail_lines(&t, 60))
+                    );
+                }
             }
         }
     }
@@ -612,6 +677,23 @@ fn flatten(prefix: &str, v: &serde_json::Value, out: &mut Vec<(String, String)>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_excerpt_around_a_step() {
+        assert_eq!(
+            line_time_us("2026-12-01T15:19:56.961446Z  INFO x"),
+            Some(1_796_138_396_961_446)
+        );
+        assert_eq!(line_time_us("1970-01-01T00:00:01Z a"), Some(1_000_000));
+        assert_eq!(line_time_us("no stamp"), None);
+        let log: String = (0..40)
+            .map(|i| format!("1970-01-01T00:00:{i:02}.000000Z line {i}\n"))
+            .collect();
+        let x = log_excerpt(&log, 20_000_000, 21_000_000).unwrap();
+        assert!(x.contains("line 15") && x.contains("line 23"), "{x}");
+        assert!(!x.contains("line 10") && !x.contains("line 30"), "{x}");
+        assert_eq!(log_excerpt("a\nb\n", 0, 1), None);
+    }
 
     #[test]
     fn escaping_and_links() {
