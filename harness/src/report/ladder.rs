@@ -532,7 +532,13 @@ impl<'a> Builder<'a> {
                     && f.payload.len() >= 4
                     && f.payload[..3].iter().all(u8::is_ascii_digit)
                     && matches!(f.payload[3], b' ' | b'-'));
-            if control {
+            // Bytes that are not text on a control connection: TLS after
+            // AUTH TLS (and until CCC). Counted, like data.
+            let binary = f
+                .payload
+                .iter()
+                .any(|&b| b < 0x09 || (0x0e..0x20).contains(&b) || b == 0x7f);
+            if control && !binary {
                 self.conns[conn].kind = "control";
                 buf.extend_from_slice(&f.payload);
                 let mut lines = Vec::new();
@@ -557,7 +563,13 @@ impl<'a> Builder<'a> {
                     });
                 }
             } else {
-                self.conns[conn].kind = "data";
+                let what = if control {
+                    buf.clear();
+                    "TLS"
+                } else {
+                    self.conns[conn].kind = "data";
+                    "data"
+                };
                 match data_rows.get(&(conn, from_initiator)) {
                     Some(&r) => {
                         if let RowKind::Msg(m) = &mut self.rows[r].kind {
@@ -567,13 +579,13 @@ impl<'a> Builder<'a> {
                                 .nth(1)
                                 .and_then(|n| n.parse().ok())
                                 .unwrap_or(0);
-                            m.text = format!("data {} bytes", n + f.payload.len());
+                            m.text = format!("{what} {} bytes", n + f.payload.len());
                             m.count += 1;
                         }
                     }
                     None => {
                         data_rows.insert((conn, from_initiator), self.rows.len());
-                        let mut m = msg(format!("data {} bytes", f.payload.len()));
+                        let mut m = msg(format!("{what} {} bytes", f.payload.len()));
                         m.xlat = None;
                         self.rows.push(Row {
                             t_ms: t,
@@ -588,6 +600,7 @@ impl<'a> Builder<'a> {
             next_step += 1;
         }
         self.label_connections(&steps);
+        self.mark_alg_rewrites();
         self.check_replies();
         self.fold();
         self.collect_findings();
@@ -837,6 +850,53 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// An FTP line that leaves a gateway other than it came in (the ALG
+    /// rewrote a 227, PORT…): the k-th line one way on a flow's ingress
+    /// side against the k-th on its egress side.
+    fn mark_alg_rewrites(&mut self) {
+        let gw_of = |lane: usize, lanes: &[Lane]| match &lanes[lane].kind {
+            LaneKind::Gateway { gateway, .. } => Some(gateway.clone()),
+            _ => None,
+        };
+        // (flow, gateway, from initiator) → (received rows, sent rows)
+        type Sides = (Vec<usize>, Vec<usize>);
+        let mut sides: BTreeMap<(usize, String, bool), Sides> = BTreeMap::new();
+        for (i, r) in self.rows.iter().enumerate() {
+            let RowKind::Msg(m) = &r.kind else { continue };
+            let k = &self.conns[m.conn];
+            let is_line = k.kind == "control"
+                && !matches!(m.text.as_str(), "SYN" | "SYN-ACK" | "RST")
+                && !m.text.starts_with("TLS ");
+            if !is_line || k.flow == usize::MAX {
+                continue;
+            }
+            let dir = m.src == k.initiator;
+            if let Some(g) = gw_of(m.to, &self.lanes) {
+                sides.entry((k.flow, g, dir)).or_default().0.push(i);
+            }
+            if let Some(g) = gw_of(m.from, &self.lanes) {
+                sides.entry((k.flow, g, dir)).or_default().1.push(i);
+            }
+        }
+        for (received, sent) in sides.values() {
+            for (&a, &b) in received.iter().zip(sent) {
+                let (RowKind::Msg(ma), RowKind::Msg(mb)) = (&self.rows[a].kind, &self.rows[b].kind)
+                else {
+                    continue;
+                };
+                if ma.text != mb.text {
+                    let x = Xlat {
+                        from_lane: ma.to,
+                        text: format!("ALG rewrote: {}", ma.text),
+                    };
+                    if let RowKind::Msg(mb) = &mut self.rows[b].kind {
+                        mb.xlat = Some(x);
+                    }
+                }
+            }
+        }
     }
 
     /// Names connections after their clients: a control connection after
@@ -1416,6 +1476,47 @@ mod tests {
     fn firewall_drop_kernel_ladder() {
         let l = replay("firewall-drop-kernel");
         assert_firewall_drop(&l, "ftpnat:policy_in");
+        insta::assert_snapshot!(l.to_text());
+    }
+
+    #[test]
+    fn alg_rewrite_of_port_is_marked_on_the_wan_side() {
+        let l = replay("alg-rewrites-port-sim");
+        let ms = msgs(&l);
+        let (_, port) = ms
+            .iter()
+            .find(|(_, m)| m.text.starts_with("PORT ") && m.xlat.is_some())
+            .expect("a rewritten PORT");
+        // As the server sees it: the gateway's address, rewritten from the client's.
+        assert!(port.text.starts_with("PORT 203,0,113,1,"), "{}", port.text);
+        let x = port.xlat.as_ref().unwrap();
+        assert!(
+            x.text.starts_with("ALG rewrote: PORT 192,168,1,50,"),
+            "{}",
+            x.text
+        );
+        assert_eq!(l.lanes[x.from_lane].label, "cgw lan0");
+        insta::assert_snapshot!(l.to_text());
+    }
+
+    #[test]
+    fn ftps_control_bytes_are_counted_not_read_and_ccc_shows_the_227_again() {
+        let l = replay("ftps-ccc-sim");
+        let ms = msgs(&l);
+        assert!(ms
+            .iter()
+            .any(|(_, m)| m.text.starts_with("TLS ") && l.conns[m.conn].kind == "control"));
+        // No line of TLS garbage became an FTP row.
+        assert!(
+            ms.iter().all(|(_, m)| !m.text.contains('\u{fffd}')),
+            "{}",
+            l.to_text()
+        );
+        // After CCC the ALG sees and rewrites the 227 again.
+        assert!(ms.iter().any(|(_, m)| m.text.starts_with("227 ")
+            && m.xlat
+                .as_ref()
+                .is_some_and(|x| x.text.contains("(192,168,1,2,"))));
         insta::assert_snapshot!(l.to_text());
     }
 
