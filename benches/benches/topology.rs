@@ -22,6 +22,7 @@ fn spec() -> TopologySpec {
         addrs: a.map(|a| vec![net(a)]).unwrap_or_default(),
         mac: None,
         offloads_off: false,
+        peer: None,
     };
     let mut gw = node("gw", NodeKind::Gateway);
     gw.sysctls.push(("net.ipv4.ip_forward".into(), "1".into()));

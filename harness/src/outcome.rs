@@ -77,6 +77,9 @@ pub struct ScenarioResult {
     /// Gateway counters by gateway.
     #[serde(skip)]
     pub gateways: BTreeMap<String, Counters>,
+    /// Traces of new connections, by kernel gateway with `trace = true`.
+    #[serde(skip)]
+    pub traces: BTreeMap<String, crate::engine::trace::GatewayTrace>,
     /// Transcripts by client.
     #[serde(skip)]
     pub transcripts: BTreeMap<String, String>,

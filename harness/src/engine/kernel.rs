@@ -255,6 +255,7 @@ pub struct KernelGateway {
     name: String,
     ns: Arc<crate::topology::Netns>,
     policy: (Action, Action),
+    tracer: Option<super::trace::Tracer>,
 }
 
 /// Runs `nft` inside `ns`, feeding `input` on stdin.
@@ -335,9 +336,16 @@ impl RulesetFormat {
     }
 }
 
-/// A user's own rule set.
+/// A user's own rule set: one or more files, loaded in order.
 #[derive(Debug, Clone)]
 pub struct CustomRuleset {
+    /// The files.
+    pub parts: Vec<RulesetPart>,
+}
+
+/// One file of a user's rule set.
+#[derive(Debug, Clone)]
+pub struct RulesetPart {
     /// The file's contents.
     pub text: String,
     /// Its syntax.
@@ -381,26 +389,63 @@ pub fn run_loader(
     }
 }
 
+/// What a kernel gateway runs besides its interfaces and rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelOptions<'a> {
+    /// The user's own rule set instead of the generated one.
+    pub custom: Option<&'a CustomRuleset>,
+    /// More interfaces (bridges carrying no traffic), with an address.
+    pub extra_interfaces: &'a [(String, Option<ipnet::Ipv4Net>)],
+    /// Trace new TCP connections ([`super::trace`]).
+    pub trace: bool,
+}
+
 impl KernelGateway {
-    /// Loads the rule set for `cfg` — or `custom`, the user's own rule set —
-    /// into the gateway's namespace (which forwards already: the topology
-    /// gave its interfaces addresses and set ip_forward there), and applies
-    /// non-default conntrack timeouts. The rule set is written to `dir`.
+    /// Loads the rule set for `cfg` — or `opts.custom`, the user's own rule
+    /// set — into the gateway's namespace (which forwards already: the
+    /// topology gave its interfaces addresses and set ip_forward there),
+    /// after creating its extra interfaces, and applies non-default
+    /// conntrack timeouts. The rule set is written to `dir`.
     pub fn start(
         topo: &Topology,
         cfg: &GatewayConfig,
-        custom: Option<&CustomRuleset>,
+        opts: KernelOptions<'_>,
         dir: &Path,
     ) -> Result<KernelGateway, String> {
-        match custom {
+        if !opts.extra_interfaces.is_empty() {
+            let extra = opts.extra_interfaces.to_vec();
+            topo.ns(&cfg.name)
+                .run(move || -> std::io::Result<()> {
+                    let nl = crate::topology::link::Netlink::open()?;
+                    for (name, addr) in &extra {
+                        nl.add_bridge(name)?;
+                        if let Some(a) = addr {
+                            nl.add_addr(name, ipnet::IpNet::V4(*a))?;
+                        }
+                        nl.up(name)?;
+                    }
+                    Ok(())
+                })
+                .and_then(|r| r)
+                .map_err(|e| format!("gateway {}: extra interfaces: {e}", cfg.name))?;
+        }
+        match opts.custom {
             Some(r) => {
-                let ext = match r.format {
-                    RulesetFormat::Nft => "nft",
-                    RulesetFormat::Iptables => "iptables",
-                };
-                let _ = std::fs::write(dir.join(format!("{}.{ext}", cfg.name)), &r.text);
-                run_loader(topo.ns(&cfg.name), r.format, false, &r.text)
-                    .map_err(|e| format!("gateway {}: loading its rule set: {e}", cfg.name))?;
+                for (i, part) in r.parts.iter().enumerate() {
+                    let ext = match part.format {
+                        RulesetFormat::Nft => "nft",
+                        RulesetFormat::Iptables => "iptables",
+                    };
+                    let suffix = if i == 0 {
+                        String::new()
+                    } else {
+                        format!("-{i}")
+                    };
+                    let _ =
+                        std::fs::write(dir.join(format!("{}{suffix}.{ext}", cfg.name)), &part.text);
+                    run_loader(topo.ns(&cfg.name), part.format, false, &part.text)
+                        .map_err(|e| format!("gateway {}: loading its rule set: {e}", cfg.name))?;
+                }
             }
             None => {
                 let rules = ruleset(cfg).map_err(|e| e.to_string())?;
@@ -430,11 +475,25 @@ impl KernelGateway {
         })
         .and_then(|r| r)
         .map_err(|e| format!("gateway {}: {e}", cfg.name))?;
+        let tracer = if opts.trace {
+            Some(
+                super::trace::Tracer::start(&ns)
+                    .map_err(|e| format!("gateway {}: {e}", cfg.name))?,
+            )
+        } else {
+            None
+        };
         Ok(KernelGateway {
             name: cfg.name.clone(),
             ns,
             policy: (cfg.firewall.policy_in, cfg.firewall.policy_out),
+            tracer,
         })
+    }
+
+    /// Stops the trace (if one runs) and returns what it saw.
+    pub fn take_trace(&mut self) -> Option<super::trace::GatewayTrace> {
+        self.tracer.take().map(super::trace::Tracer::finish)
     }
 
     /// Name.

@@ -5,11 +5,13 @@
 //!   model behaviours the kernel cannot (mapping/filtering types, broken ALGs).
 //! * [`kernel`] — Linux forwarding with a generated (or the user's own)
 //!   nftables rule set and the conntrack FTP helper.
+//! * [`trace`] — `nft monitor trace` of new connections through a kernel gateway.
 
 pub mod counters;
 pub mod kernel;
 pub mod record;
 pub mod sim;
+pub mod trace;
 
 use std::net::Ipv4Addr;
 

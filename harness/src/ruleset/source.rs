@@ -127,14 +127,28 @@ impl Source {
         line.checked_sub(1).and_then(|i| self.origins.get(i))
     }
 
+    /// `file:line` of 1-based line `line` of [`Source::text`]; a line just
+    /// past the end (a loader's "unexpected end of file") is the last
+    /// file's next line.
+    pub fn locate(&self, line: usize) -> Option<String> {
+        match self.origin(line) {
+            Some(o) => Some(o.to_string()),
+            None if line == self.origins.len() + 1 => self
+                .origins
+                .last()
+                .map(|o| format!("{}:{}", o.file, o.line + 1)),
+            None => None,
+        }
+    }
+
     /// Rewrites positions in a loader's message (`/dev/stdin:12:5-9:`,
     /// `at line 12`) to the user's `file:line`.
     pub fn map_message(&self, msg: &str) -> String {
         let re = regex::Regex::new(r"/dev/stdin:(\d+):").expect("literal");
         re.replace_all(msg, |c: &regex::Captures<'_>| {
             let n: usize = c[1].parse().unwrap_or(0);
-            match self.origin(n) {
-                Some(o) => format!("{o}:"),
+            match self.locate(n) {
+                Some(at) => format!("{at}:"),
                 None => c[0].to_string(),
             }
         })

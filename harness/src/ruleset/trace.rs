@@ -205,12 +205,31 @@ impl Packet {
         Fate::Passed
     }
 
-    /// The last accept verdict (rule or policy) before `upto`, and the
-    /// jumps that led to it: the rules that let the packet through.
-    pub fn accepted_by(&self) -> Option<usize> {
-        self.events.iter().rposition(|e| match &e.kind {
-            EventKind::Rule { verdict, .. } => verdict == "accept",
-            EventKind::Policy(p) => p == "accept",
+    /// The last accept verdict (rule or policy) in a chain `counts` keeps
+    /// (e.g. filter chains, not nat ones): what let the packet through.
+    pub fn accepted_by(&self, counts: impl Fn(&ChainKey) -> bool) -> Option<usize> {
+        self.events.iter().rposition(|e| {
+            counts(&e.chain)
+                && match &e.kind {
+                    EventKind::Rule { verdict, .. } => verdict == "accept",
+                    EventKind::Policy(p) => p == "accept",
+                    _ => false,
+                }
+        })
+    }
+
+    /// The jump that led to event `i` (the last `jump`/`goto` rule before
+    /// it, since the base chain it is in was entered).
+    pub fn jumped_by(&self, i: usize) -> Option<usize> {
+        let start = self.events[..i]
+            .iter()
+            .rposition(|e| matches!(e.kind, EventKind::Packet(_)))
+            .unwrap_or(0);
+        (start..i).rev().find(|&j| match &self.events[j].kind {
+            EventKind::Rule { verdict, .. } => {
+                (verdict.starts_with("jump ") || verdict.starts_with("goto "))
+                    && self.events[j].chain != self.events[i].chain
+            }
             _ => false,
         })
     }

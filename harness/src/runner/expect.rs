@@ -1,7 +1,10 @@
 //! Expectations against observations: pure, so every rule is unit-tested.
 //! Messages say what was expected and what was seen.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, SocketAddr},
+};
 
 use ftpnat_server::protocol::addr::{self, is_non_public};
 
@@ -286,19 +289,46 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
         }
     }
     if let Some(want) = &e.reachable {
-        let filtered = seen.filtered.clone().unwrap_or_default();
-        let silent: Vec<u16> = want.intersection(&filtered).copied().collect();
-        if !silent.is_empty() {
-            let answered: Vec<u16> = want.difference(&filtered).copied().collect();
-            let reach = if answered.is_empty() {
-                "none of them answers".to_string()
+        let accepted: BTreeSet<u16> = seen
+            .accepted
+            .iter()
+            .flat_map(|m| m.values().flatten().copied())
+            .collect();
+        let missing: Vec<u16> = want.difference(&accepted).copied().collect();
+        if !missing.is_empty() {
+            let reach: Vec<u16> = want.intersection(&accepted).copied().collect();
+            let reach = if reach.is_empty() {
+                "none of them reaches a listener".to_string()
             } else {
-                format!("only {} reach(es) the server", ranges(&answered))
+                format!("only {} reach(es) a listener", ranges(&reach))
             };
-            return Err(format!(
-                "no answer from port(s) {}: dropped or not forwarded; {reach}",
-                ranges(&silent)
-            ));
+            return Err(format!("{}; {reach}", not_reached(seen, &missing, None)));
+        }
+    }
+    for (node, want) in &e.accepted {
+        let got = seen
+            .accepted
+            .as_ref()
+            .and_then(|m| m.get(node))
+            .cloned()
+            .unwrap_or_default();
+        if &got != want {
+            let missing: Vec<u16> = want.difference(&got).copied().collect();
+            let extra: Vec<u16> = got.difference(want).copied().collect();
+            let mut why = Vec::new();
+            if !extra.is_empty() {
+                why.push(format!("{node} accepted port(s) {}", ranges(&extra)));
+            }
+            if !missing.is_empty() {
+                let reached: Vec<u16> = want.intersection(&got).copied().collect();
+                let tail = if reached.is_empty() {
+                    String::new()
+                } else {
+                    format!("; only {} reach(es) {node}", ranges(&reached))
+                };
+                why.push(format!("{}{tail}", not_reached(seen, &missing, Some(node))));
+            }
+            return Err(why.join("; "));
         }
     }
     if let Some(want) = e.open_count {
@@ -328,6 +358,50 @@ pub fn check(e: &Expect, seen: &Seen, action: &Action) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Why `ports` did not reach a listener (of `node`): silence, a RST, or
+/// another node accepting them.
+fn not_reached(seen: &Seen, ports: &[u16], node: Option<&str>) -> String {
+    let of = |set: &Option<BTreeSet<u16>>| -> Vec<u16> {
+        let set = set.clone().unwrap_or_default();
+        ports.iter().copied().filter(|p| set.contains(p)).collect()
+    };
+    let mut parts = Vec::new();
+    let silent = of(&seen.filtered);
+    if !silent.is_empty() {
+        parts.push(format!("no answer from {} (dropped)", ranges(&silent)));
+    }
+    let refused = of(&seen.closed);
+    if !refused.is_empty() {
+        parts.push(format!(
+            "{} refused with a RST: not forwarded there (the gateway itself, or a host with nothing listening, answered)",
+            ranges(&refused)
+        ));
+    }
+    let open = of(&seen.open);
+    if !open.is_empty() {
+        let elsewhere: Vec<String> = seen
+            .accepted
+            .iter()
+            .flatten()
+            .filter(|(n, _)| Some(n.as_str()) != node)
+            .filter_map(|(n, got)| {
+                let here: Vec<u16> = open.iter().copied().filter(|p| got.contains(p)).collect();
+                (!here.is_empty()).then(|| format!("{} accepted by {n}", ranges(&here)))
+            })
+            .collect();
+        if elsewhere.is_empty() {
+            parts.push(format!(
+                "{} answered, but not by {}",
+                ranges(&open),
+                node.map_or("a listener".to_string(), |n| format!("a listener on {n}"))
+            ));
+        } else {
+            parts.extend(elsewhere);
+        }
+    }
+    parts.join("; ")
 }
 
 /// Compresses sorted ports into "21, 60000-60005".

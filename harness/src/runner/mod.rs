@@ -75,8 +75,13 @@ pub struct Seen {
     pub counters: Option<Counters>,
     /// Open ports (scan).
     pub open: Option<BTreeSet<u16>>,
+    /// Ports that answered with a RST (scan): closed.
+    pub closed: Option<BTreeSet<u16>>,
     /// Ports that did not answer at all (scan): filtered.
     pub filtered: Option<BTreeSet<u16>>,
+    /// Scanned ports whose connection a node's own listener accepted,
+    /// by node (scan).
+    pub accepted: Option<BTreeMap<String, BTreeSet<u16>>>,
     /// How long the step took.
     pub elapsed: Duration,
     /// An error of the client itself (e.g. control connection refused).
@@ -187,9 +192,10 @@ pub struct Lab {
     pub scenario: Scenario,
     /// Servers by host (declared before `topo`: dropped first).
     pub servers: HashMap<String, Server>,
-    /// Hosts' other listening services (the kernel completes handshakes
-    /// from the backlog; nothing is ever accepted).
-    pub services: Vec<std::net::TcpListener>,
+    /// Hosts' and gateways' other listening services (the kernel
+    /// completes handshakes into their backlog; a scan drains it to learn
+    /// which node accepted which port).
+    pub services: Vec<Service>,
     /// Gateways by name.
     pub gateways: HashMap<String, Gateway>,
     /// The network.
@@ -270,6 +276,21 @@ impl Lab {
         Ok(lab)
     }
 
+    /// Stops the traces of kernel gateways that run one, and returns them
+    /// by gateway (each also written to `<gateway>.trace`).
+    pub fn take_traces(&mut self) -> BTreeMap<String, crate::engine::trace::GatewayTrace> {
+        let mut out = BTreeMap::new();
+        for (name, g) in self.gateways.iter_mut() {
+            if let Gateway::Kernel(k) = g {
+                if let Some(t) = k.take_trace() {
+                    let _ = std::fs::write(self.dir.join(format!("{name}.trace")), &t.monitor);
+                    out.insert(name.clone(), t);
+                }
+            }
+        }
+        out
+    }
+
     /// Stops servers and gateways (writing the gateways' counters and packet
     /// logs next to the pcaps) and removes the network.
     pub fn stop(mut self) -> BTreeMap<String, Counters> {
@@ -328,6 +349,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         failure: None,
         notes: Vec::new(),
         gateways: BTreeMap::new(),
+        traces: BTreeMap::new(),
         transcripts: BTreeMap::new(),
     };
     let tmp;
@@ -367,7 +389,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             s.command = Some(Arc::clone(cmd));
         }
     }
-    let env = match Lab::start_on(&sc, &dir, !opts.no_pcap, opts.docker) {
+    let mut env = match Lab::start_on(&sc, &dir, !opts.no_pcap, opts.docker) {
         Ok(l) => l,
         Err(e) => return error(result, t0, e),
     };
@@ -437,6 +459,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         drop(c.ftp);
     }
     drop(rt);
+    result.traces = env.take_traces();
     result.gateways = env.stop();
     result.teardown_ms = t_down.elapsed().as_millis() as u64;
     result.duration_ms = t0.elapsed().as_millis() as u64;
@@ -565,7 +588,11 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                 let gw = crate::engine::kernel::KernelGateway::start(
                     &env.topo,
                     &g.config,
-                    g.ruleset.as_ref(),
+                    crate::engine::kernel::KernelOptions {
+                        custom: g.ruleset.as_ref(),
+                        extra_interfaces: &g.extra_interfaces,
+                        trace: g.trace,
+                    },
                     &dir,
                 )?;
                 env.gateways
@@ -594,13 +621,21 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             }
         }
     }
+    for g in &env.scenario.gateways {
+        for port in &g.services {
+            match Service::bind(&env.topo, &g.config.name, *port) {
+                Ok(s) => env.services.push(s),
+                // A router image's own service already listens there.
+                Err(e)
+                    if g.engine == EngineKind::Image
+                        && e.kind() == std::io::ErrorKind::AddrInUse => {}
+                Err(e) => return Err(format!("service {port} on {}: {e}", g.config.name)),
+            }
+        }
+    }
     for h in &env.scenario.hosts {
         for port in &h.services {
-            let l = env
-                .topo
-                .ns(&h.name)
-                .run(|| std::net::TcpListener::bind(("0.0.0.0", *port)))
-                .and_then(|r| r)
+            let l = Service::bind(&env.topo, &h.name, *port)
                 .map_err(|e| format!("service {port} on {}: {e}", h.name))?;
             env.services.push(l);
         }
@@ -898,8 +933,11 @@ async fn act(env: &Lab, client: &mut Option<ClientState>, step: &Step) -> Seen {
             target,
             ports,
         } => {
+            drain_services(&env.services);
             let r = scan(env.topo.sockets(from), *target, ports).await;
+            seen.accepted = Some(accepted_by(&env.services, &r.open).await);
             seen.open = Some(r.open);
+            seen.closed = Some(r.closed);
             seen.filtered = Some(r.filtered);
         }
         Action::Parallel(_) => unreachable!("handled by run_step"),
@@ -1097,6 +1135,78 @@ pub fn external_command(
             ("python3".into(), vec!["-c".into(), script])
         }
     }
+}
+
+/// A listener standing for another service on a host or gateway (ssh,
+/// a database, the router's web UI). Nothing is served; a scan learns from
+/// its accept queue which node a connection reached.
+#[derive(Debug)]
+pub struct Service {
+    /// Host or gateway.
+    pub node: String,
+    /// Port.
+    pub port: u16,
+    listener: std::net::TcpListener,
+}
+
+impl Service {
+    /// Listens on `port` of every address of `node`.
+    pub fn bind(topo: &Topology, node: &str, port: u16) -> std::io::Result<Service> {
+        let listener = topo
+            .ns(node)
+            .run(|| std::net::TcpListener::bind(("0.0.0.0", port)))??;
+        listener.set_nonblocking(true)?;
+        Ok(Service {
+            node: node.to_string(),
+            port,
+            listener,
+        })
+    }
+
+    /// Accepts (and closes) every connection waiting; how many.
+    fn drain(&self) -> usize {
+        let mut n = 0;
+        while self.listener.accept().is_ok() {
+            n += 1;
+        }
+        n
+    }
+}
+
+fn drain_services(services: &[Service]) {
+    for s in services {
+        s.drain();
+    }
+}
+
+/// Which node's listener accepted each of the `open` ports, matched by
+/// port. A connect completes at the SYN-ACK, the listener's queue gets it
+/// at the final ACK a moment later: open ports that some listener could
+/// own are polled for up to a second.
+async fn accepted_by(
+    services: &[Service],
+    open: &BTreeSet<u16>,
+) -> BTreeMap<String, BTreeSet<u16>> {
+    let mut out: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+    let mut waiting: BTreeSet<u16> = open
+        .iter()
+        .copied()
+        .filter(|p| services.iter().any(|s| s.port == *p))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        for s in services {
+            if s.drain() > 0 {
+                out.entry(s.node.clone()).or_default().insert(s.port);
+                waiting.remove(&s.port);
+            }
+        }
+        if waiting.is_empty() || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    out
 }
 
 /// What a connect scan found.

@@ -6,6 +6,10 @@
 //! interfaces get fixed MACs (the sim engine answers ARP with them) and, for
 //! the sim engine, no kernel address. Host ends run with offloads off so the
 //! userspace gateway sees complete checksums and MTU-sized frames.
+//!
+//! A kernel gateway whose WAN is a /32 (PPPoE) has `wan_peers`: its WAN
+//! address gets that network as point-to-point peer, and the hosts in it
+//! get the WAN address as theirs — the link a PPPoE session gives.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,7 @@ struct Member {
     addrs: Vec<IpNet>,
     mac: Option<[u8; 6]>,
     host: bool,
+    peer: Option<IpNet>,
 }
 
 /// Builds the topology of a scenario.
@@ -43,10 +48,14 @@ pub fn topology_spec(sc: &Scenario) -> TopologySpec {
             },
         });
         for i in &g.config.ifaces {
+            let peers = g
+                .wan_peers
+                .filter(|_| i.side == crate::engine::Side::Outside);
             segments
-                .entry(IpNet::V4(i.addr.trunc()))
+                .entry(IpNet::V4(peers.unwrap_or(i.addr.trunc())))
                 .or_default()
                 .push(Member {
+                    peer: peers.map(IpNet::V4),
                     node: g.config.name.clone(),
                     ifname: i.name.clone(),
                     addrs: if kernel {
@@ -75,7 +84,19 @@ pub fn topology_spec(sc: &Scenario) -> TopologySpec {
             sysctls: vec![],
         });
         let key = h.addrs[0].trunc();
+        let peer = sc.gateways.iter().find_map(|g| {
+            let peers = g.wan_peers?;
+            let wan = g
+                .config
+                .ifaces
+                .iter()
+                .find(|i| i.side == crate::engine::Side::Outside)?;
+            IpNet::V4(peers)
+                .contains(&h.addrs[0].addr())
+                .then(|| IpNet::V4(ipnet::Ipv4Net::from(wan.addr.addr())))
+        });
         segments.entry(key).or_default().push(Member {
+            peer,
             node: h.name.clone(),
             ifname: "eth0".into(),
             addrs: h.addrs.clone(),
@@ -90,6 +111,7 @@ pub fn topology_spec(sc: &Scenario) -> TopologySpec {
         addrs: m.addrs.clone(),
         mac: m.mac,
         offloads_off: m.host,
+        peer: m.peer,
     };
     for (n, (_, members)) in segments.iter().enumerate() {
         if members.len() == 2 {
@@ -114,6 +136,7 @@ pub fn topology_spec(sc: &Scenario) -> TopologySpec {
                     addrs: vec![],
                     mac: None,
                     offloads_off: false,
+                    peer: None,
                 },
                 b: port(m),
             });

@@ -111,6 +111,29 @@ pub struct RawGateway {
     /// Syntax of `ruleset`: "nft" (default, loaded with `nft -f`) or
     /// "iptables" (iptables-save output, loaded with `iptables-nft-restore`).
     pub ruleset_format: Option<crate::engine::kernel::RulesetFormat>,
+    /// Kernel or image engine: TCP ports listening in the gateway's own
+    /// namespace (the router's ssh, web UI, DNS …), for exposure scans.
+    #[serde(default)]
+    pub services: Vec<u16>,
+    /// Kernel engine, instead of `ruleset`: several files loaded in order,
+    /// each with the loader of its detected syntax (a host where nft and
+    /// iptables-nft both wrote rules: `["router.nft", "router.iptables"]`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub rulesets: Vec<Spanned<String>>,
+    /// Kernel engine: more interfaces in the gateway, `"NAME"` or
+    /// `"NAME=ADDR/PREFIX"` (a guest LAN, a second uplink, names a rule set
+    /// uses). They exist and carry addresses, but no traffic.
+    #[serde(default)]
+    pub extra_interfaces: Vec<String>,
+    /// Kernel engine, when `wan` is a /32 (a PPPoE session): the network of
+    /// the hosts on the WAN side, the point-to-point peer of the WAN address.
+    #[schemars(with = "Option<String>")]
+    pub wan_peers: Option<Spanned<String>>,
+    /// Kernel engine: trace new TCP connections (`nft monitor trace`), so a
+    /// report can name the rule that dropped, rejected or failed to DNAT one.
+    #[serde(default)]
+    pub trace: bool,
 }
 
 /// What a gateway does with unsolicited inbound traffic.
@@ -391,7 +414,13 @@ pub struct RawExpect {
     /// Scan: exactly this many of the scanned ports were open (e.g. the one
     /// pending passive port of a range, whichever the server chose).
     pub open_count: Option<usize>,
-    /// Scan: every one of these ports answered (open, or refused by a
-    /// host behind the gateway) — none was silently dropped.
+    /// Scan: every one of these ports reached a host — a listener there
+    /// (`services`) accepted the connection. A RST (from the gateway, or
+    /// a host with nothing listening) or silence does not count.
     pub reachable: Option<String>,
+    /// Scan: for each host or gateway named, exactly these scanned ports
+    /// were accepted by its own listeners (`services`), e.g.
+    /// `accepted = { server = "60000-60010", gw = "" }`.
+    #[serde(default)]
+    pub accepted: BTreeMap<String, String>,
 }

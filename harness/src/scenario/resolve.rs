@@ -110,7 +110,7 @@ pub struct Scenario {
 pub struct GatewaySpec {
     /// Engine.
     pub engine: EngineKind,
-    /// Kernel engine: the user's own rule set (file contents and syntax).
+    /// Kernel engine: the user's own rule set (files' contents and syntax).
     pub ruleset: Option<crate::engine::kernel::CustomRuleset>,
     /// A local Docker image to run the gateway in.
     pub image: Option<String>,
@@ -118,6 +118,14 @@ pub struct GatewaySpec {
     pub image_ready: Option<Regex>,
     /// The engine-neutral model (interfaces `lan0` inside, `wan0` outside).
     pub config: GatewayConfig,
+    /// TCP ports listening in the gateway's own namespace.
+    pub services: Vec<u16>,
+    /// More interfaces (placeholders) with an optional address.
+    pub extra_interfaces: Vec<(String, Option<Ipv4Net>)>,
+    /// A /32 WAN's point-to-point peer network (the WAN-side hosts).
+    pub wan_peers: Option<Ipv4Net>,
+    /// Trace new TCP connections.
+    pub trace: bool,
 }
 
 /// A host.
@@ -406,8 +414,10 @@ pub struct Expect {
     pub open: Option<BTreeSet<u16>>,
     /// Number of open ports in the scan.
     pub open_count: Option<usize>,
-    /// Ports that must answer.
+    /// Ports that must reach a host (a listener there accepted them).
     pub reachable: Option<BTreeSet<u16>>,
+    /// Per host or gateway: exactly the scanned ports its listeners accepted.
+    pub accepted: BTreeMap<String, BTreeSet<u16>>,
 }
 
 /// A step.
@@ -777,12 +787,24 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             seed: 0x5eed_0000 + gi as u64,
         };
         let engine = g.engine.unwrap_or(EngineKind::Sim);
-        let ruleset = match &g.ruleset {
-            None => None,
-            Some(f) if engine != EngineKind::Kernel => {
-                return Err(cx.err(f.span(), "ruleset needs engine = \"kernel\""))
+        let files: Vec<&toml::Spanned<String>> = g.ruleset.iter().chain(&g.rulesets).collect();
+        if g.ruleset.is_some() && !g.rulesets.is_empty() {
+            return Err(cx.err(
+                g.name.span(),
+                format!(
+                    "gateway {}: ruleset or rulesets, not both",
+                    g.name.get_ref()
+                ),
+            ));
+        }
+        let ruleset = if files.is_empty() {
+            None
+        } else {
+            if engine != EngineKind::Kernel {
+                return Err(cx.err(files[0].span(), "ruleset needs engine = \"kernel\""));
             }
-            Some(f) => {
+            let mut parts = Vec::new();
+            for f in &files {
                 // Beneath the scenario's folder, never through a link.
                 crate::confine::relative_name(f.get_ref())
                     .map_err(|m| cx.err(f.span(), format!("ruleset: {m}")))?;
@@ -800,14 +822,71 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
                             format!("cannot read ruleset {:?}: {e}", f.get_ref()),
                         )
                     })?;
-                Some(crate::engine::kernel::CustomRuleset {
-                    format: g
-                        .ruleset_format
-                        .unwrap_or_else(|| crate::engine::kernel::RulesetFormat::detect(&text)),
-                    text,
-                })
+                let format = match g.ruleset_format {
+                    Some(fmt) if files.len() == 1 => fmt,
+                    _ => crate::engine::kernel::RulesetFormat::detect(&text),
+                };
+                parts.push(crate::engine::kernel::RulesetPart { format, text });
+            }
+            Some(crate::engine::kernel::CustomRuleset { parts })
+        };
+        let mut extra_interfaces = Vec::new();
+        for e in &g.extra_interfaces {
+            let at = || cx.find(e, g.name.span().start);
+            let (name, addr) = match e.split_once('=') {
+                Some((n, a)) => (
+                    n,
+                    Some(a.parse::<Ipv4Net>().map_err(|_| {
+                        cx.err(
+                            at(),
+                            format!("extra_interfaces: {a:?} is not an IPv4 address/prefix"),
+                        )
+                    })?),
+                ),
+                None => (e.as_str(), None),
+            };
+            if !ifname_ok(name) || name == "lo" || name == lan_name || name == wan_name {
+                return Err(cx.err(
+                    at(),
+                    format!("extra_interfaces: {name:?} is not a new interface name (1-15 letters, digits, '-', '_' or '.')"),
+                ));
+            }
+            if extra_interfaces
+                .iter()
+                .any(|(n, _): &(String, _)| n == name)
+            {
+                return Err(cx.err(at(), format!("extra_interfaces: {name:?} is listed twice")));
+            }
+            extra_interfaces.push((name.to_string(), addr));
+        }
+        let wan_peers = match &g.wan_peers {
+            None if wan.prefix_len() == 32 && engine == EngineKind::Kernel => {
+                return Err(cx.err(
+                    g.wan.span(),
+                    "wan is a /32 (point-to-point, as on PPPoE): give wan_peers = the network of the hosts on the WAN side",
+                ))
+            }
+            None => None,
+            Some(p) => {
+                let n = net(p)?;
+                if wan.prefix_len() != 32 || engine != EngineKind::Kernel {
+                    return Err(cx.err(p.span(), "wan_peers needs engine = \"kernel\" and a /32 wan"));
+                }
+                if n.contains(&wan.addr()) {
+                    return Err(cx.err(p.span(), "wan_peers must not contain the wan address"));
+                }
+                Some(n.trunc())
             }
         };
+        if (!extra_interfaces.is_empty() || g.trace) && engine != EngineKind::Kernel {
+            return Err(cx.err(
+                g.name.span(),
+                format!(
+                    "gateway {}: extra_interfaces and trace need engine = \"kernel\"",
+                    g.name.get_ref()
+                ),
+            ));
+        }
         if engine == EngineKind::Image && g.image.is_none() {
             return Err(cx.err(
                 g.name.span(),
@@ -824,10 +903,29 @@ fn resolve(raw: RawScenario, cx: &Ctx<'_>) -> Result<Scenario, Diagnostic> {
             None if engine == EngineKind::Image => Some(default_ready.clone()),
             None => None,
         };
+        let mut seen_services = BTreeSet::new();
+        for p in &g.services {
+            if *p == 0 || !seen_services.insert(*p) {
+                return Err(cx.err(
+                    cx.find("services", g.name.span().start),
+                    format!("services: port {p} is 0 or listed twice"),
+                ));
+            }
+        }
+        if !g.services.is_empty() && engine == EngineKind::Sim {
+            return Err(cx.err(
+                cx.find("services", g.name.span().start),
+                "gateway services need engine = \"kernel\" or \"image\" (the sim engine's gateway has no addresses of its own)",
+            ));
+        }
         gateways.push(GatewaySpec {
             engine,
             ruleset,
             config,
+            services: g.services.clone(),
+            extra_interfaces,
+            wan_peers,
+            trace: g.trace,
             image: g.image.as_ref().map(|i| i.get_ref().clone()),
             image_ready,
         });
@@ -1464,6 +1562,13 @@ fn resolve_step(
         if ports.len() > 8192 {
             return Err(bad("scan at most 8192 ports per step".into()));
         }
+        for node in expect.accepted.keys() {
+            if !host_exists(node) && !gateways.iter().any(|g| &g.config.name == node) {
+                return Err(bad(format!(
+                    "expect.accepted.{node}: no host or gateway of that name"
+                )));
+            }
+        }
         (
             String::new(),
             Action::Scan {
@@ -1582,6 +1687,13 @@ fn resolve_expect(
             other => Ok(other.map(|[a, b]| (a, b))),
         }
     };
+    let mut accepted = BTreeMap::new();
+    for (node, ports) in &e.accepted {
+        accepted.insert(
+            node.clone(),
+            port_set(ports).map_err(|m| bad(format!("expect.accepted.{node}: {m}")))?,
+        );
+    }
     Ok(Expect {
         code: e.code,
         no_reply: e.no_reply.unwrap_or(false),
@@ -1602,5 +1714,6 @@ fn resolve_expect(
         open,
         open_count: e.open_count,
         reachable,
+        accepted,
     })
 }

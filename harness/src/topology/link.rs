@@ -204,6 +204,25 @@ impl Netlink {
             .map_err(|e| io::Error::other(format!("address {addr} on {name}: {e}")))
     }
 
+    /// Adds `local` with point-to-point peer `peer` to `name` (`ip addr
+    /// add LOCAL peer PEER dev NAME`).
+    pub fn add_addr_peer(&self, name: &str, local: IpAddr, peer: IpNet) -> io::Result<()> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let index = self.index(name)?;
+        let mut req = self.handle.address().add(index, local, peer.prefix_len());
+        let msg = req.message_mut();
+        msg.attributes.retain(|a| {
+            !matches!(
+                a,
+                AddressAttribute::Address(_) | AddressAttribute::Broadcast(_)
+            )
+        });
+        msg.attributes.push(AddressAttribute::Address(peer.addr()));
+        self.rt
+            .block_on(req.execute())
+            .map_err(|e| io::Error::other(format!("address {local} peer {peer} on {name}: {e}")))
+    }
+
     /// Adds a route to `dst` via `gw`.
     pub fn add_route(&self, dst: IpNet, gw: IpAddr) -> io::Result<()> {
         let msg = RouteMessageBuilder::<IpAddr>::new()

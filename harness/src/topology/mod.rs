@@ -93,6 +93,11 @@ pub struct PortSpec {
     /// userspace gateway).
     #[serde(default)]
     pub offloads_off: bool,
+    /// Point-to-point peer of the first address (as pppd sets it: `ip addr
+    /// add LOCAL peer PEER`): the only route the address brings is to the
+    /// peer, e.g. a PPPoE WAN that is a /32.
+    #[serde(default)]
+    pub peer: Option<IpNet>,
 }
 
 /// A veth pair.
@@ -153,6 +158,7 @@ impl TopologySpec {
             addrs: vec![net(addr)],
             mac: None,
             offloads_off: false,
+            peer: None,
         };
         let mut gw = node("gw", NodeKind::Gateway);
         gw.sysctls.push(("net.ipv4.ip_forward".into(), "1".into()));
@@ -339,8 +345,11 @@ impl Topology {
                         if p.offloads_off {
                             link::disable_offloads(&p.ifname)?;
                         }
-                        for a in &p.addrs {
-                            nl.add_addr(&p.ifname, *a)?;
+                        for (i, a) in p.addrs.iter().enumerate() {
+                            match p.peer.filter(|_| i == 0) {
+                                Some(peer) => nl.add_addr_peer(&p.ifname, a.addr(), peer)?,
+                                None => nl.add_addr(&p.ifname, *a)?,
+                            }
                         }
                         if kind == NodeKind::Switch {
                             nl.set_master(&p.ifname, "br0")?;

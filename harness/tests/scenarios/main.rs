@@ -17,6 +17,7 @@ use ftpnat::{
 mod adversarial;
 mod honesty;
 mod load;
+mod rulesets;
 
 const SUITE: &str = "../scenarios/conformance";
 const BIN: &str = env!("CARGO_BIN_EXE_ftpnat");
@@ -523,134 +524,6 @@ fn kernel_engine_passes_the_seed_scenarios() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains(" 0 failed, 0 errors"), "{text}");
-}
-
-/// A corpus of rule sets and settings files that do not load: each exits 2
-/// with the loader's (or our) message naming the file and line, in one
-/// snapshot; no battery row runs.
-#[test]
-fn broken_rule_sets_are_refused_with_positions() {
-    require_root();
-    let mut files: Vec<PathBuf> = std::fs::read_dir("tests/scenarios/broken-rulesets")
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 10, "{files:?}");
-    let mut all = String::new();
-    for f in &files {
-        let out = Command::new(BIN)
-            .args(["validate-ruleset", "--jobs", "1"])
-            .arg(f)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {err}", f.display());
-        assert!(out.stdout.is_empty(), "no row ran for {}", f.display());
-        let name = f.display().to_string();
-        let positioned = regex::Regex::new(&format!(r"{}:\d+", regex::escape(&name))).unwrap();
-        assert!(
-            positioned.is_match(&err)
-                || f.file_name().unwrap() == "settings-without-ruleset.toml"
-                || err.contains("is not inside"),
-            "{err}"
-        );
-        all.push_str(&format!(
-            "== {}\n{err}",
-            f.file_name().unwrap().to_string_lossy()
-        ));
-    }
-    insta::assert_snapshot!(all);
-}
-
-/// Every shipped rule set gets the verdict written in its header
-/// (`# expect-pass: …`, `# expect-fail: …`, `# expect-load-error`).
-#[test]
-fn shipped_rule_sets_get_their_verdicts() {
-    require_root();
-    let dir = Path::new("../scenarios/rulesets");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|e| e == "nft" || e == "iptables" || e == "toml")
-        })
-        .collect();
-    files.sort();
-    assert!(files.len() >= 6, "a good rule set and several broken ones");
-    for ext in ["iptables", "toml"] {
-        assert!(
-            files.iter().any(|f| f.extension().unwrap() == ext),
-            "a .{ext} example"
-        );
-    }
-    let missing = Command::new(BIN)
-        .args(["validate-ruleset", "/nonexistent.nft"])
-        .output()
-        .unwrap();
-    assert_eq!(missing.status.code(), Some(2));
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        let list = |key: &str| -> Vec<String> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
-                .map(|v| v.split(',').map(|s| s.trim().to_string()).collect())
-                .unwrap_or_default()
-        };
-        let out = Command::new(BIN)
-            .args(["validate-ruleset", "--jobs", "3", "--format", "json"])
-            .arg(&f)
-            .output()
-            .unwrap();
-        if text.contains("# expect-load-error") {
-            assert_eq!(out.status.code(), Some(2), "{}", f.display());
-            let err = String::from_utf8_lossy(&out.stderr);
-            let name = f.file_name().unwrap().to_string_lossy();
-            assert!(
-                regex::Regex::new(&format!(r"{}:\d+", regex::escape(&name)))
-                    .unwrap()
-                    .is_match(&err),
-                "{err}"
-            );
-            continue;
-        }
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}: {}",
-                f.display(),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        let status = |name: &str| -> String {
-            rows.as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["name"] == name)
-                .unwrap_or_else(|| panic!("no row {name}"))["status"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
-        for row in list("expect-pass") {
-            assert_eq!(status(&row), "pass", "{}: {row}\n{rows:#}", f.display());
-        }
-        let fails = list("expect-fail");
-        for row in &fails {
-            assert_ne!(status(row), "pass", "{}: {row} should fail", f.display());
-        }
-        let required_fail = rows
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["required"] == true && r["status"] != "pass");
-        assert_eq!(
-            out.status.code(),
-            Some(if required_fail { 1 } else { 0 }),
-            "{}",
-            f.display()
-        );
-    }
 }
 
 /// Runs the conformance suite with `args` and returns the exit code and
@@ -1279,11 +1152,12 @@ fn a_users_router_image_stands_in_for_the_gateway() {
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
         let status = |name: &str| {
-            rows.as_array()
+            rows["rows"]
+                .as_array()
                 .unwrap()
                 .iter()
                 .find(|r| r["name"] == name)
-                .unwrap()["status"]
+                .unwrap()["result"]
                 .as_str()
                 .unwrap()
                 .to_string()

@@ -138,6 +138,7 @@ fn switch_segment_ipv6_and_child_sees_only_its_namespace() {
         addrs,
         mac: None,
         offloads_off: false,
+        peer: None,
     };
     let node = |name: &str, kind| NodeSpec {
         name: name.into(),

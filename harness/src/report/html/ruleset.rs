@@ -7,13 +7,37 @@
 use std::{fmt::Write as _, path::Path};
 
 use super::{badge, esc, ladder_of, ladder_svg, page, page_name, scenario_page, Entry, RunInfo};
-use crate::{outcome::Status, tools::validate_ruleset::Row};
+use crate::{
+    outcome::Status,
+    tools::validate_ruleset::{report::describe, Outcome, Report, RowReport},
+};
+
+fn status(r: &RowReport) -> Status {
+    if r.result == Outcome::Pass {
+        Status::Pass
+    } else {
+        Status::Fail
+    }
+}
+
+/// A row's cause, or the shared cause that explains it.
+fn cause(report: &Report, r: &RowReport) -> String {
+    match (&r.cause, &r.shared_cause) {
+        (Some(c), _) => c.clone(),
+        (None, Some(id)) => report
+            .shared_causes
+            .iter()
+            .find(|c| &c.id == id)
+            .map_or_else(String::new, |c| c.text.clone()),
+        _ => String::new(),
+    }
+}
 
 /// Writes `dir/index.html` (the battery) and one page per row.
 pub fn write(
     dir: &Path,
     info: &RunInfo,
-    rows: &[Row],
+    report: &Report,
     entries: &[Entry<'_>],
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -25,11 +49,12 @@ pub fn write(
         }
         std::fs::write(dir.join(page_name(&e.result.name)), scenario_page(dir, e))?;
     }
-    std::fs::write(dir.join("index.html"), render(info, rows, entries))
+    std::fs::write(dir.join("index.html"), render(info, report, entries))
 }
 
 /// The battery page.
-pub fn render(info: &RunInfo, rows: &[Row], entries: &[Entry<'_>]) -> String {
+pub fn render(info: &RunInfo, report: &Report, entries: &[Entry<'_>]) -> String {
+    let rows = &report.rows;
     let mut b = format!(
         "<header><h1>ftpnat report — {}</h1></header><main><h2>Run</h2><table>",
         esc(&info.command)
@@ -37,11 +62,8 @@ pub fn render(info: &RunInfo, rows: &[Row], entries: &[Entry<'_>]) -> String {
     for (k, v) in &info.params {
         let _ = write!(b, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(v));
     }
-    let ok = rows.iter().filter(|r| r.status == Status::Pass).count();
-    let req_fail = rows
-        .iter()
-        .filter(|r| r.required && r.status != Status::Pass)
-        .count();
+    let ok = report.summary.pass;
+    let req_fail = report.summary.fail;
     let _ = write!(
         b,
         "</table><h2>Battery</h2><p class=\"counts\"><span>{ok} of {} behaviours work</span><span>{req_fail} required check(s) failed</span></p>",
@@ -53,24 +75,38 @@ pub fn render(info: &RunInfo, rows: &[Row], entries: &[Entry<'_>]) -> String {
         let _ = write!(
             b,
             "<tr class=\"{}\"><td>{}</td><td><a href=\"#row-{}\">{}</a>{kind}</td><td>{}</td><td>{}</td></tr>",
-            if r.status == Status::Pass { "pass" } else { "fail" },
-            badge(r.status),
+            if r.result == Outcome::Pass { "pass" } else { "fail" },
+            badge(status(r)),
             esc(r.name),
             esc(r.name),
             esc(&r.needs),
-            esc(r.cause.as_deref().unwrap_or(""))
+            esc(&cause(report, r))
         );
     }
+    if !report.warnings.is_empty() {
+        b.push_str("<h2>Warnings</h2><ul class=\"findings\">");
+        for w in &report.warnings {
+            let _ = write!(b, "<li>{}</li>", esc(w));
+        }
+        b.push_str("</ul>");
+    }
     b.push_str("</table>");
-    for r in rows.iter().filter(|r| r.status != Status::Pass) {
+    for r in rows.iter().filter(|r| r.result != Outcome::Pass) {
         let _ = write!(
             b,
             "<h2 id=\"row-{}\">{} {}</h2><p>{}</p>",
             esc(r.name),
-            badge(r.status),
+            badge(status(r)),
             esc(r.name),
-            esc(r.cause.as_deref().unwrap_or(""))
+            esc(&cause(report, r))
         );
+        if !r.blocked_by.is_empty() {
+            b.push_str("<p>In your rule set (traced probes, with the line of each rule):</p><ul class=\"findings\">");
+            for x in &r.blocked_by {
+                let _ = write!(b, "<li>{}</li>", esc(&describe(x)));
+            }
+            b.push_str("</ul>");
+        }
         let Some(e) = entries.iter().find(|e| e.result.name == r.name) else {
             continue;
         };
