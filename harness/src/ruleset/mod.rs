@@ -469,7 +469,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.files.len(), 2);
-        assert!(!p.files[0].text.contains("table ip raw"));
+        assert!(!p.files[0].text.contains("table ip raw {"));
         assert!(p.files[0].text.contains("table inet router"));
         assert_eq!(p.files[1].syntax, RulesetFormat::Iptables);
         assert!(

@@ -488,7 +488,20 @@ impl Scan {
         let line = body.first().map_or(0, |t| t.line);
         for (i, t) in body.iter().enumerate() {
             match t.text {
-                "iifname" | "oifname" | "iif" | "oif" => self.iface_operand(&body[i + 1..]),
+                "iifname" | "oifname" | "iif" | "oif" => {
+                    // In `fib saddr . iif oif missing` they are fib keys
+                    // and results, not interface matches.
+                    let prev = i.checked_sub(1).map(|j| body[j].text);
+                    let next = body.get(i + 1).map(|n| n.text);
+                    let fib = matches!(prev, Some("." | "fib"))
+                        || matches!(
+                            next,
+                            Some("." | "oif" | "oifname" | "missing" | "exists" | "type")
+                        );
+                    if !fib {
+                        self.iface_operand(&body[i + 1..]);
+                    }
+                }
                 "xt" => {
                     if let Some(n) = body
                         .get(i + 1)
@@ -703,7 +716,7 @@ insert rule inet fw4 input tcp dport 23 drop
 
     #[test]
     fn defines_resolve_interfaces_and_garbage_does_not_panic() {
-        let s = Scan::of("define DEV = eth1\ndefine WAN = { \"ppp0\", \"ppp1\" }\ntable ip t {\n chain c {\n  iifname $DEV oifname != $WAN accept\n }\n}\n");
+        let s = Scan::of("define DEV = eth1\ndefine WAN = { \"ppp0\", \"ppp1\" }\ntable ip t {\n chain c {\n  iifname $DEV oifname != $WAN accept\n  fib saddr . mark . iif oif missing drop\n  fib daddr . iif type != local drop\n }\n}\n");
         let names: Vec<&str> = s.interfaces.keys().map(String::as_str).collect();
         assert_eq!(names, ["eth1", "ppp0", "ppp1"]);
         for junk in [
