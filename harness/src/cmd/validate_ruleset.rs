@@ -205,7 +205,11 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     }
 }
 
-fn write_html(dir: &std::path::Path, kept: &std::path::Path, runs: &ruleset::Runs) -> Result<(), CliError> {
+fn write_html(
+    dir: &std::path::Path,
+    kept: &std::path::Path,
+    runs: &ruleset::Runs,
+) -> Result<(), CliError> {
     use ftpnat::report::html;
     let folders: Vec<Option<PathBuf>> = runs
         .results
@@ -230,7 +234,10 @@ fn write_html(dir: &std::path::Path, kept: &std::path::Path, runs: &ruleset::Run
     params.extend([
         ("wan".to_string(), p.wan.join(", ")),
         ("lan".to_string(), p.lan.join(", ")),
-        ("server".to_string(), format!("{} ({})", p.server, p.server_kind)),
+        (
+            "server".to_string(),
+            format!("{} ({})", p.server, p.server_kind),
+        ),
         ("passive".to_string(), p.passive.clone()),
         ("nft".to_string(), runs.report.host.nft.clone()),
     ]);

@@ -27,7 +27,7 @@ fn cause(report: &Report, r: &RowReport) -> String {
         (None, Some(id)) => report
             .shared_causes
             .iter()
-            .find(|c| &c.id == id)
+            .find(|c| c.id == id)
             .map_or_else(String::new, |c| c.text.clone()),
         _ => String::new(),
     }
