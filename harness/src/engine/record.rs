@@ -11,7 +11,7 @@
 //!
 //! The two monitors are child processes in the gateway's namespace;
 //! [`KernelRecorder::start`] returns once both are seen reporting (a
-//! loopback connection inside the gateway namespace is the sentinel), so
+//! loopback connection inside the gateway namespace is the sentinel, 10 s at most), so
 //! no packet of the scenario is missed. A missing `conntrack` tool leaves
 //! that file out with a note naming the package; the pcaps need nothing.
 
@@ -218,7 +218,7 @@ impl KernelRecorder {
         }
         // Wait until every monitor reports the sentinel: a loopback SYN in
         // the gateway's namespace (traced, and tracked by conntrack).
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while !files.is_empty() && Instant::now() < deadline {
             let _ = ns.run(|| {
                 let _ = std::net::TcpStream::connect_timeout(
@@ -231,7 +231,7 @@ impl KernelRecorder {
         }
         for f in files {
             self.notes.push(format!(
-                "gateway {}: {} stayed empty after start (monitor not ready within 3 s)",
+                "gateway {}: {} stayed empty after start (monitor not ready within 10 s)",
                 cfg.name,
                 f.display()
             ));

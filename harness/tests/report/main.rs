@@ -139,6 +139,8 @@ fn report_pages_in_headless_chromium() {
         .unwrap();
     assert!(fail_at < pass_at);
     assert!(index.contains("step 13 (line 88)"), "{index}");
+    // What the gateways saw, per scenario: the refused SYN and the 227.
+    assert!(index.contains("1 drop(s), 1 flagged reply(ies)"), "{index}");
     // The filter script ran (it writes the count of rows shown).
     assert!(index.contains("2 shown"), "{index}");
 

@@ -208,7 +208,7 @@ pub fn index(info: &RunInfo, entries: &[Entry<'_>], s: Summary) -> String {
         let _ = write!(b, "<option>{}</option>", esc(t));
     }
     b.push_str("</select> <span id=\"shown\"></span></div>\n");
-    b.push_str("<table id=\"scenarios\"><tr><th>status</th><th>scenario</th><th>tags</th><th>duration</th><th>first failing step</th></tr>\n");
+    b.push_str("<table id=\"scenarios\"><tr><th>status</th><th>scenario</th><th>tags</th><th>duration</th><th>first failing step</th><th>the gateways saw</th></tr>\n");
     let mut order: Vec<&Entry> = entries.iter().collect();
     let rank = |s: Status| match s {
         Status::Fail => 0,
@@ -239,9 +239,39 @@ pub fn index(info: &RunInfo, entries: &[Entry<'_>], s: Summary) -> String {
                     .map(|f| esc(f.lines().next().unwrap_or("")))
             })
             .unwrap_or_default();
+        // Drops and flagged replies, from the scenario's ladder.
+        let saw = match (e.scenario, e.artifacts) {
+            (Some(sc), Some(dir)) => {
+                let l = ladder_of(sc, dir, r);
+                let (mut drops, mut flagged) = (0, 0);
+                for row in &l.finding_rows {
+                    if let Some(ladder::RowKind::Msg(m)) = l.rows.get(*row).map(|x| &x.kind) {
+                        drops += usize::from(m.dropped.is_some());
+                        flagged += usize::from(m.warn.is_some());
+                    }
+                }
+                let mut parts = Vec::new();
+                if drops > 0 {
+                    parts.push(format!("{drops} drop(s)"));
+                }
+                if flagged > 0 {
+                    parts.push(format!("{flagged} flagged reply(ies)"));
+                }
+                if parts.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "<a href=\"{}#findings\">{}</a>",
+                        esc(&page_name(&r.name)),
+                        parts.join(", ")
+                    )
+                }
+            }
+            _ => String::new(),
+        };
         let _ = writeln!(
             b,
-            "<tr class=\"{st}\" data-status=\"{st}\" data-tags=\"{}\"><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{} ms</td><td>{first}</td></tr>",
+            "<tr class=\"{st}\" data-status=\"{st}\" data-tags=\"{}\"><td>{}</td><td><a href=\"{}\">{}</a></td><td>{}</td><td>{} ms</td><td>{first}</td><td>{saw}</td></tr>",
             esc(&r.tags.join(" ")),
             badge(r.status),
             esc(&page_name(&r.name)),
