@@ -22,6 +22,11 @@
 //! * [`tls`] — FTPS: the control stream that can start and stop TLS, TLS
 //!   data connections, per-session resumption caches.
 //! * [`server`] — the accept loop, limits and draining shutdown.
+//! * [`admission`] — session counts per client address (`max_clients`,
+//!   per-address and unauthenticated caps).
+//! * [`ban`] — failed logins per address and bans, bounded, sans-IO.
+//! * [`privilege`] — dropping root after binding (the binary; an embedding
+//!   process such as the harness keeps its own privileges).
 //!
 //! # Example
 //! ```no_run
@@ -35,10 +40,13 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admission;
+pub mod ban;
 pub mod config;
 pub mod fs;
 pub mod passive;
 pub mod pooled;
+pub mod privilege;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -1,10 +1,17 @@
 //! `ftpnat-server` command line. Exit codes: 0 ok, 2 bad configuration or
-//! usage, 1 runtime failure.
+//! usage (a root start with nobody to become included), 1 runtime failure.
+//!
+//! Start-up order: configuration, log, runtime, bind the listeners, drop
+//! root ([`ftpnat_server::privilege`]), serve.
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use ftpnat_server::{config::Config, server::Server};
+use ftpnat_server::{
+    config::Config,
+    privilege::{drop_after_bind, Privileges},
+    server::Server,
+};
 use tracing_subscriber::{fmt::writer::MakeWriterExt, EnvFilter};
 
 /// A NAT-aware FTP server (masquerade address, passive port range, PORT refusal rules).
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
             .init(),
         None => builder.with_ansi(ansi).with_writer(std::io::stderr).init(),
     }
+    release_large_allocations();
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -90,17 +98,46 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(async move {
-        let server = Server::new(config);
-        let listeners = server.bind()?;
-        server.run(listeners, shutdown_signal()).await
-    });
-    match result {
+    let server = Server::new(config);
+    let listeners = match rt.block_on(async { server.bind() }) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match drop_after_bind(server.config()) {
+        Ok(Privileges::Dropped { user, uid, gid }) => {
+            tracing::info!("dropped root: sessions run as {user} (uid {uid}, gid {gid})")
+        }
+        Ok(Privileges::Root) => {
+            tracing::warn!("serving as root (allow_root = true)")
+        }
+        Ok(Privileges::Unprivileged) => {}
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    }
+    match rt.block_on(server.run(listeners, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// glibc keeps freed heap memory for reuse; a password check's ~19 MiB
+/// would stay resident after it ends. A fixed mmap threshold makes every
+/// allocation of 4 MiB or more its own mapping, returned to the system when
+/// freed (and turns off the threshold's growth that would undo this).
+fn release_large_allocations() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20);
     }
 }
 

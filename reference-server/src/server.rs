@@ -1,20 +1,26 @@
-//! The accept loop: binds the control listeners, enforces `max_clients` and
-//! `max_clients_per_ip`, runs one task per session, and drains on shutdown
-//! (stop accepting; idle sessions get 421; running transfers finish first).
+//! The accept loop: binds the control listeners, refuses banned addresses
+//! and what [`crate::admission`] does not admit (`max_clients`, per-address
+//! and unauthenticated caps) with 421, runs one task per session, and
+//! drains on shutdown (stop accepting; idle sessions get 421; running
+//! transfers finish first).
+//!
+//! [`Server::run`] keeps the privileges of the process that calls it (the
+//! harness runs it in-process, inside its namespaces); dropping root after
+//! binding is the binary's job ([`crate::privilege`]).
 
 use std::{
-    collections::HashMap,
     future::Future,
     io,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::Duration,
 };
 
 use tokio::{io::AsyncWriteExt, net::TcpListener, sync::watch, task::JoinSet};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::{
+    admission::Ticket,
     config::{Config, Masquerade, PassiveMode},
     passive::{bind_with_backlog, Metrics, PortPool},
     pooled::PooledPassive,
@@ -24,6 +30,26 @@ use crate::{
 
 /// How long a drain may take before remaining sessions are cut.
 pub const DRAIN_BOUND: Duration = Duration::from_secs(60);
+
+/// Whether a connection from `ip` gets a session: not banned, and admitted.
+fn admit(shared: &Arc<Shared>, ip: IpAddr) -> Result<Ticket, String> {
+    if let Some(left) = shared.banned(ip) {
+        debug!(peer = %ip, left_s = left.as_secs(), "refused connection: banned");
+        return Err("Too many failed logins from your address, try again later".into());
+    }
+    shared.admission.admit(ip).map_err(|why| {
+        warn!(peer = %ip, "refused connection: {why}");
+        why.to_string()
+    })
+}
+
+/// Answers 421 and closes, without holding up the accept loop.
+fn refuse(mut stream: tokio::net::TcpStream, why: String) {
+    tokio::spawn(async move {
+        let _ = stream.write_all(format!("421 {why}\r\n").as_bytes()).await;
+        let _ = stream.shutdown().await;
+    });
+}
 
 /// A configured server, not yet running.
 #[derive(Debug)]
@@ -142,12 +168,10 @@ impl Server {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            config: Arc::clone(&self.config),
             pool: self.pool.clone(),
             pooled: self.pooled.clone(),
-            shutdown: stop_rx,
+            ..Shared::new(Arc::clone(&self.config), stop_rx)
         });
-        let counts: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
         let mut sessions = JoinSet::new();
         let mut accepts = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -179,41 +203,19 @@ impl Server {
                 Some(done) = sessions.join_next(), if !sessions.is_empty() => {
                     if let Err(e) = done { warn!(error = %e, "session task failed"); }
                 }
-                Some((mut stream, peer)) = conn_rx.recv() => {
+                Some((stream, peer)) = conn_rx.recv() => {
                     next_id += 1;
                     let ip = canonical_ip(peer.ip());
-                    let admitted = {
-                        let mut c = counts.lock().unwrap();
-                        let total: usize = c.values().sum();
-                        let mine = c.get(&ip).copied().unwrap_or(0);
-                        if total >= self.config.max_clients {
-                            Err("Too many users, try again later")
-                        } else if mine >= self.config.max_clients_per_ip {
-                            Err("Too many connections from your address")
-                        } else {
-                            *c.entry(ip).or_default() += 1;
-                            Ok(())
+                    let ticket = match admit(&shared, ip) {
+                        Ok(t) => t,
+                        Err(why) => {
+                            refuse(stream, why);
+                            continue;
                         }
                     };
-                    if let Err(why) = admitted {
-                        warn!(peer = %peer, "refused connection: {why}");
-                        tokio::spawn(async move {
-                            let _ = stream.write_all(format!("421 {why}\r\n").as_bytes()).await;
-                            let _ = stream.shutdown().await;
-                        });
-                        continue;
-                    }
                     let shared = Arc::clone(&shared);
-                    let counts = Arc::clone(&counts);
                     let span = info_span!("session", id = next_id, peer = %SocketAddr::new(ip, peer.port()));
-                    sessions.spawn(async move {
-                        session::serve(stream, shared).await;
-                        let mut c = counts.lock().unwrap();
-                        if let Some(n) = c.get_mut(&ip) {
-                            *n -= 1;
-                            if *n == 0 { c.remove(&ip); }
-                        }
-                    }.instrument(span));
+                    sessions.spawn(session::serve(stream, shared, ticket).instrument(span));
                 }
             }
         }

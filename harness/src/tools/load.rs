@@ -406,11 +406,11 @@ pub(crate) fn server_config(target: &Target, ports: u16, policy: &str, mode: &st
     let hi = 60000 + u32::from(ports) - 1;
     if target.is_reference() {
         format!(
-            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], passive_exhausted = \"{policy}\", passive_mode = \"{mode}\", passive_wait_ms = 10000, limits = {{ max_clients = 5000, max_clients_per_ip = 5000 }}, timeouts = {{ data_connect = 5 }}"
+            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], passive_exhausted = \"{policy}\", passive_mode = \"{mode}\", passive_wait_ms = 10000, limits = {{ max_clients = 5000, max_clients_per_ip = 5000, max_unauthenticated_per_ip = 5000 }}, timeouts = {{ data_connect = 5 }}"
         )
     } else {
         format!(
-            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], limits = {{ max_clients = 5000, max_clients_per_ip = 5000 }}"
+            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], limits = {{ max_clients = 5000, max_clients_per_ip = 5000, max_unauthenticated_per_ip = 5000 }}"
         )
     }
 }

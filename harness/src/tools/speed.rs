@@ -153,7 +153,7 @@ fn start_server(
     std::fs::write(
         &conf,
         format!(
-            "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nlog_file = \"{}\"\n{tls_keys}",
+            "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nanonymous_upload = true\nrun_as = \"daemon\"\nlog_file = \"{}\"\n{tls_keys}",
             root.display(),
             log.display()
         ),

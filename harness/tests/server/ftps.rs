@@ -16,7 +16,7 @@ async fn tls_server(extra: &str) -> (TestServer, TestPki, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(dir.path(), &["127.0.0.1".parse().unwrap()]).unwrap();
     let srv = TestServer::start(&format!(
-        "tls_cert = \"{}\"\ntls_key = \"{}\"\npassive_ports = [61700, 61710]\n{extra}",
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\npassive_ports = [61700, 61710]\nanonymous_upload = true\n{extra}",
         pki.cert_pem.display(),
         pki.key_pem.display()
     ))

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 
 pub use diagnostics::{key_position, line_col, ConfigError};
 pub use raw::{
-    ExhaustedPolicy, ForeignAddress, PassiveMode, PrivatePortPolicy, RawClass, RawConfig,
+    ExhaustedPolicy, ForeignAddress, PassiveMode, PrivatePortPolicy, RawBan, RawClass, RawConfig,
     RawLimits, RawTimeouts, RawUser, RawVhost, TlsRequired,
 };
 pub use validated::{Class, Config, Masquerade, User, Vhost};

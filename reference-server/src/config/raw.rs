@@ -34,8 +34,8 @@ pub struct RawConfig {
     /// Anonymous login.
     pub anonymous: Option<bool>,
     /// Whether anonymous users may write (STOR, APPE, DELE, MKD, RMD,
-    /// RNFR/RNTO). Default true; false is ProFTPD's `<Limit WRITE> DenyAll`
-    /// in `<Anonymous>`.
+    /// RNFR/RNTO, MFMT, MDTM with a time). Default false, ProFTPD's
+    /// `<Limit WRITE> DenyAll` in `<Anonymous>` and vsftpd's default.
     pub anonymous_upload: Option<bool>,
     /// Optional log file (in addition to stderr).
     pub log_file: Option<PathBuf>,
@@ -51,8 +51,19 @@ pub struct RawConfig {
     /// session (default true, as ProFTPD and vsftpd require: a thief's data
     /// connection cannot).
     pub tls_session_reuse: Option<bool>,
-    /// Pause after a failed login, milliseconds.
+    /// Pause after a failed login, milliseconds; an address with recent
+    /// failures also waits this long per failure before its password is
+    /// checked.
     pub login_failure_delay_ms: Option<u64>,
+    /// Started as root: the account to run as after binding the listeners
+    /// (default: the owner of `root` if that is not root).
+    pub run_as: Option<String>,
+    /// Allow sessions to run as root (default false: started as root with
+    /// no unprivileged account to switch to, the server refuses to start).
+    pub allow_root: Option<bool>,
+    /// `[ban]`
+    #[serde(default)]
+    pub ban: RawBan,
     /// Local users.
     #[serde(default)]
     pub user: Vec<RawUser>,
@@ -95,6 +106,24 @@ pub struct RawLimits {
     pub max_line: Option<usize>,
     /// Failed logins before disconnect.
     pub max_login_failures: Option<u32>,
+    /// Sessions per client address not logged in yet.
+    pub max_unauthenticated_per_ip: Option<usize>,
+    /// Password verifications (argon2) running at once.
+    pub password_checks: Option<usize>,
+}
+
+/// `[ban]`: failed logins per client address.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBan {
+    /// Failures within `window` that ban the address (0: never).
+    pub max_failures: Option<u32>,
+    /// Seconds failures are counted over.
+    pub window: Option<u64>,
+    /// Seconds a ban lasts.
+    pub duration: Option<u64>,
+    /// Addresses tracked at once.
+    pub table_size: Option<usize>,
 }
 
 /// `[timeouts]`, seconds.

@@ -99,39 +99,8 @@ impl Config {
         let allow_foreign = resolve_foreign(&raw, &inv)?;
         let users = resolve_users(&raw, &inv)?;
         let deny = resolve_deny(&raw, &inv)?;
-        let mut classes = Vec::new();
-        for (i, c) in raw.class.iter().enumerate() {
-            let from = c
-                .from
-                .iter()
-                .map(|s| parse_cidr(s).map_err(|r| inv.err(&format!("class[{i}].from"), r)))
-                .collect::<Result<Vec<_>, _>>()?;
-            if from.is_empty() {
-                return Err(inv.err(
-                    &format!("class[{i}].from"),
-                    "needs at least one CIDR".into(),
-                ));
-            }
-            classes.push(Class {
-                name: c.name.clone(),
-                from,
-                masquerade: masq(
-                    &format!("class[{i}].masquerade_address"),
-                    &c.masquerade_address,
-                )?,
-            });
-        }
-        let mut vhosts = Vec::new();
-        for (i, v) in raw.vhost.iter().enumerate() {
-            vhosts.push(Vhost {
-                address: v.address,
-                server_name: v.server_name.clone(),
-                masquerade: masq(
-                    &format!("vhost[{i}].masquerade_address"),
-                    &v.masquerade_address,
-                )?,
-            });
-        }
+        let classes = resolve_classes(&raw, &inv, &masq)?;
+        let vhosts = resolve_vhosts(&raw, &masq)?;
         let (tls, tls_required) = resolve_tls(&raw, path, &inv)?;
         let max_line = raw.limits.max_line.unwrap_or(defaults::MAX_LINE);
         if max_line < 64 {
@@ -176,6 +145,21 @@ impl Config {
                 raw.login_failure_delay_ms
                     .unwrap_or(defaults::LOGIN_FAILURE_DELAY_MS),
             ),
+            max_unauthenticated_per_ip: at_least_one(
+                l.max_unauthenticated_per_ip,
+                defaults::MAX_UNAUTHENTICATED_PER_IP,
+                "limits.max_unauthenticated_per_ip",
+                &inv,
+            )?,
+            password_checks: at_least_one(
+                l.password_checks,
+                defaults::PASSWORD_CHECKS,
+                "limits.password_checks",
+                &inv,
+            )?,
+            ban: resolve_ban(&raw, &inv)?,
+            run_as: resolve_run_as(&raw, &inv)?,
+            allow_root: raw.allow_root.unwrap_or(defaults::ALLOW_ROOT),
             timeout_login: secs(t.login, defaults::TIMEOUT_LOGIN, "timeouts.login")?,
             timeout_idle: secs(t.idle, defaults::TIMEOUT_IDLE, "timeouts.idle")?,
             timeout_no_transfer: secs(
@@ -195,6 +179,102 @@ impl Config {
             tls_required,
             tls_session_reuse: raw.tls_session_reuse.unwrap_or(defaults::TLS_SESSION_REUSE),
         })
+    }
+}
+
+/// Resolves a `masquerade_address` value found under a key.
+type Masq<'a> = dyn Fn(&str, &Option<String>) -> Result<Option<Masquerade>, ConfigError> + 'a;
+
+fn resolve_classes(
+    raw: &RawConfig,
+    inv: &Invalid<'_>,
+    masq: &Masq<'_>,
+) -> Result<Vec<Class>, ConfigError> {
+    let mut classes = Vec::new();
+    for (i, c) in raw.class.iter().enumerate() {
+        let from = c
+            .from
+            .iter()
+            .map(|s| parse_cidr(s).map_err(|r| inv.err(&format!("class[{i}].from"), r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if from.is_empty() {
+            return Err(inv.err(
+                &format!("class[{i}].from"),
+                "needs at least one CIDR".into(),
+            ));
+        }
+        classes.push(Class {
+            name: c.name.clone(),
+            from,
+            masquerade: masq(
+                &format!("class[{i}].masquerade_address"),
+                &c.masquerade_address,
+            )?,
+        });
+    }
+    Ok(classes)
+}
+
+fn resolve_vhosts(raw: &RawConfig, masq: &Masq<'_>) -> Result<Vec<Vhost>, ConfigError> {
+    raw.vhost
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            Ok(Vhost {
+                address: v.address,
+                server_name: v.server_name.clone(),
+                masquerade: masq(
+                    &format!("vhost[{i}].masquerade_address"),
+                    &v.masquerade_address,
+                )?,
+            })
+        })
+        .collect()
+}
+
+fn at_least_one(
+    v: Option<usize>,
+    default: usize,
+    key: &str,
+    inv: &Invalid<'_>,
+) -> Result<usize, ConfigError> {
+    match v.unwrap_or(default) {
+        0 => Err(inv.err(key, "must be at least 1".into())),
+        n => Ok(n),
+    }
+}
+
+fn resolve_ban(raw: &RawConfig, inv: &Invalid<'_>) -> Result<crate::ban::BanPolicy, ConfigError> {
+    let b = &raw.ban;
+    let secs = |v: Option<u64>, d: u64, key: &str| match v.unwrap_or(d) {
+        0 => Err(inv.err(key, "must be at least 1 second".into())),
+        s => Ok(Duration::from_secs(s)),
+    };
+    Ok(crate::ban::BanPolicy {
+        max_failures: b.max_failures.unwrap_or(defaults::BAN_MAX_FAILURES),
+        window: secs(b.window, defaults::BAN_WINDOW, "ban.window")?,
+        duration: secs(b.duration, defaults::BAN_DURATION, "ban.duration")?,
+        capacity: at_least_one(
+            b.table_size,
+            defaults::BAN_TABLE_SIZE,
+            "ban.table_size",
+            inv,
+        )?,
+    })
+}
+
+/// `run_as` must name an account of this system.
+fn resolve_run_as(raw: &RawConfig, inv: &Invalid<'_>) -> Result<Option<String>, ConfigError> {
+    let Some(name) = &raw.run_as else {
+        return Ok(None);
+    };
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(_)) => Ok(Some(name.clone())),
+        Ok(None) => Err(inv.err(
+            "run_as",
+            format!("no account named {name:?} on this system"),
+        )),
+        Err(e) => Err(inv.err("run_as", format!("cannot look up {name:?}: {e}"))),
     }
 }
 

@@ -106,8 +106,18 @@ pub struct Config {
     pub max_line: usize,
     /// Failed logins before disconnect.
     pub max_login_failures: u32,
-    /// Pause after a failed login.
+    /// Pause after a failed login (and per recent failure before a check).
     pub login_failure_delay: Duration,
+    /// Sessions per address not logged in yet.
+    pub max_unauthenticated_per_ip: usize,
+    /// Password verifications at once.
+    pub password_checks: usize,
+    /// Failed-login bans.
+    pub ban: crate::ban::BanPolicy,
+    /// The account to switch to when started as root.
+    pub run_as: Option<String>,
+    /// Sessions may run as root.
+    pub allow_root: bool,
     /// Until login.
     pub timeout_login: Duration,
     /// Between commands.

@@ -2,8 +2,47 @@
 //!
 //! Parsing is total: any byte string yields either a command or a
 //! [`ParseError`] that maps to a reply code. Verbs are case-insensitive; the
-//! argument keeps its case. Telnet IAC sequences (clients send `IAC IP IAC DM`
-//! before `ABOR`) are stripped before parsing.
+//! argument keeps its case. Path arguments keep their bytes exactly
+//! ([`PathArg`]): RFC 2640 recommends UTF-8 but a client may send any byte,
+//! and dropping one would name another file. Telnet commands before the verb
+//! (clients send `IAC IP IAC DM` before `ABOR`, and the `DM` may arrive as
+//! urgent data, leaving a lone `IAC`) are skipped; in an argument `IAC IAC`
+//! is one `0xFF` and `IAC` + a telnet command byte is removed, every other
+//! byte is data.
+
+use std::borrow::Cow;
+
+/// A path argument exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PathArg(pub Vec<u8>);
+
+impl PathArg {
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// For logs and reply texts: lossy UTF-8, at most 256 characters.
+    pub fn shown(&self) -> String {
+        shown(&self.0)
+    }
+
+    /// Lossy UTF-8 (for arguments that are not paths, e.g. MFMT's time).
+    pub fn lossy(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+}
+
+impl From<&str> for PathArg {
+    fn from(s: &str) -> PathArg {
+        PathArg(s.as_bytes().to_vec())
+    }
+}
+
+/// Bytes as reply or log text: lossy UTF-8, at most 256 characters.
+pub fn shown(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).chars().take(256).collect()
+}
 
 /// One parsed command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +62,7 @@ pub enum Command {
     /// `PWD` / `XPWD`
     Pwd,
     /// `CWD path` / `XCWD`
-    Cwd(String),
+    Cwd(PathArg),
     /// `CDUP` / `XCUP`
     Cdup,
     /// `TYPE A|I|L 8`
@@ -41,39 +80,44 @@ pub enum Command {
     /// `EPRT |p|addr|port|`
     Eprt(String),
     /// `LIST [path]`
-    List(Option<String>),
+    List(Option<PathArg>),
     /// `NLST [path]`
-    Nlst(Option<String>),
+    Nlst(Option<PathArg>),
     /// `MLSD [path]`
-    Mlsd(Option<String>),
+    Mlsd(Option<PathArg>),
     /// `RETR path`
-    Retr(String),
+    Retr(PathArg),
     /// `STOR path`
-    Stor(String),
+    Stor(PathArg),
     /// `APPE path`
-    Appe(String),
+    Appe(PathArg),
     /// `REST offset`
     Rest(String),
     /// `DELE path`
-    Dele(String),
+    Dele(PathArg),
     /// `MKD path` / `XMKD`
-    Mkd(String),
+    Mkd(PathArg),
     /// `RMD path` / `XRMD`
-    Rmd(String),
+    Rmd(PathArg),
     /// `RNFR path`
-    Rnfr(String),
+    Rnfr(PathArg),
     /// `RNTO path`
-    Rnto(String),
+    Rnto(PathArg),
     /// `SIZE path`
-    Size(String),
-    /// `MDTM path`
-    Mdtm(String),
+    Size(PathArg),
+    /// `MDTM path`, or `MDTM YYYYMMDDHHMMSS path` (set the time, as
+    /// ncftpput sends it): the session tells them apart.
+    Mdtm(PathArg),
+    /// `MFMT YYYYMMDDHHMMSS[.sss] path` (set the modification time)
+    Mfmt(PathArg),
+    /// `MLST [path]` (RFC 3659 facts about one object)
+    Mlst(Option<PathArg>),
     /// `ABOR`
     Abor,
     /// `NOOP`
     Noop,
     /// `STAT [path]`
-    Stat(Option<String>),
+    Stat(Option<PathArg>),
     /// `HELP [topic]`
     Help,
     /// `AUTH TLS` (RFC 4217; `TLS-C` and `SSL` are synonyms)
@@ -138,6 +182,8 @@ impl Command {
             Rnto(_) => "RNTO",
             Size(_) => "SIZE",
             Mdtm(_) => "MDTM",
+            Mfmt(_) => "MFMT",
+            Mlst(_) => "MLST",
             Abor => "ABOR",
             Noop => "NOOP",
             Stat(_) => "STAT",
@@ -152,79 +198,124 @@ impl Command {
 
     /// Parses one line (without CR LF). Never panics.
     pub fn parse(line: &str) -> Result<Command, ParseError> {
-        let line = strip_telnet(line);
-        let line = line.trim_end_matches(['\r', '\n']);
-        let line = line.trim_start();
+        Self::parse_bytes(line.as_bytes())
+    }
+
+    /// Parses one line of bytes (without CR LF). Never panics.
+    pub fn parse_bytes(line: &[u8]) -> Result<Command, ParseError> {
+        let mut line = line;
+        while let [rest @ .., b'\r' | b'\n'] = line {
+            line = rest;
+        }
+        // Telnet commands and blanks before the verb.
+        let start = line
+            .iter()
+            .position(|b| *b < 0xF0 && !b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        let line = &line[start..];
         if line.is_empty() {
             return Err(ParseError::Empty);
         }
-        let (verb, arg) = match line.find(' ') {
-            Some(i) => (&line[..i], Some(&line[i + 1..])),
+        let (verb, arg) = match line.iter().position(|b| *b == b' ') {
+            Some(i) => (&line[..i], Some(unescape_telnet(&line[i + 1..]))),
             None => (line, None),
         };
-        let arg = arg.filter(|a| !a.trim().is_empty()).map(str::to_string);
-        let verb_upper = verb.to_ascii_uppercase();
-        let need = |name: &'static str| arg.clone().ok_or(ParseError::MissingArgument(name));
+        let arg = arg.filter(|a| !a.iter().all(u8::is_ascii_whitespace));
+        let verb_upper = String::from_utf8_lossy(verb).to_ascii_uppercase();
+        let text = |a: &Vec<u8>| String::from_utf8_lossy(a).into_owned();
+        let need = |name: &'static str| {
+            arg.as_ref()
+                .map(text)
+                .ok_or(ParseError::MissingArgument(name))
+        };
+        let path = |name: &'static str| {
+            arg.clone()
+                .map(PathArg)
+                .ok_or(ParseError::MissingArgument(name))
+        };
+        let opt_path = || arg.clone().map(PathArg);
         use Command::*;
         Ok(match verb_upper.as_str() {
             "USER" => User(need("USER")?),
-            "PASS" => Pass(arg.unwrap_or_default()),
+            "PASS" => Pass(arg.as_ref().map(text).unwrap_or_default()),
             "QUIT" => Quit,
             "SYST" => Syst,
             "FEAT" => Feat,
             "OPTS" => Opts(need("OPTS")?),
             "PWD" | "XPWD" => Pwd,
-            "CWD" | "XCWD" => Cwd(need("CWD")?),
+            "CWD" | "XCWD" => Cwd(path("CWD")?),
             "CDUP" | "XCUP" => Cdup,
             "TYPE" => Type(need("TYPE")?),
             "MODE" => Mode(need("MODE")?),
             "STRU" => Stru(need("STRU")?),
             "PASV" => Pasv,
-            "EPSV" => Epsv(arg),
+            "EPSV" => Epsv(arg.as_ref().map(text)),
             "PORT" => Port(need("PORT")?),
             "EPRT" => Eprt(need("EPRT")?),
-            "LIST" => List(arg),
-            "NLST" => Nlst(arg),
-            "MLSD" => Mlsd(arg),
-            "RETR" => Retr(need("RETR")?),
-            "STOR" => Stor(need("STOR")?),
-            "APPE" => Appe(need("APPE")?),
+            "LIST" => List(opt_path()),
+            "NLST" => Nlst(opt_path()),
+            "MLSD" => Mlsd(opt_path()),
+            "MLST" => Mlst(opt_path()),
+            "RETR" => Retr(path("RETR")?),
+            "STOR" => Stor(path("STOR")?),
+            "APPE" => Appe(path("APPE")?),
             "REST" => Rest(need("REST")?),
-            "DELE" => Dele(need("DELE")?),
-            "MKD" | "XMKD" => Mkd(need("MKD")?),
-            "RMD" | "XRMD" => Rmd(need("RMD")?),
-            "RNFR" => Rnfr(need("RNFR")?),
-            "RNTO" => Rnto(need("RNTO")?),
-            "SIZE" => Size(need("SIZE")?),
-            "MDTM" => Mdtm(need("MDTM")?),
+            "DELE" => Dele(path("DELE")?),
+            "MKD" | "XMKD" => Mkd(path("MKD")?),
+            "RMD" | "XRMD" => Rmd(path("RMD")?),
+            "RNFR" => Rnfr(path("RNFR")?),
+            "RNTO" => Rnto(path("RNTO")?),
+            "SIZE" => Size(path("SIZE")?),
+            "MDTM" => Mdtm(path("MDTM")?),
+            "MFMT" => Mfmt(path("MFMT")?),
             "ABOR" => Abor,
             "NOOP" => Noop,
-            "STAT" => Stat(arg),
+            "STAT" => Stat(opt_path()),
             "HELP" => Help,
             "AUTH" => Auth(need("AUTH")?),
             "PBSZ" => Pbsz(need("PBSZ")?),
             "PROT" => Prot(need("PROT")?),
             "CCC" => Ccc,
-            "ACCT" | "SMNT" | "REIN" | "STOU" | "ALLO" | "SITE" | "MLST" | "LPRT" | "LPSV" => {
+            "ACCT" | "SMNT" | "REIN" | "STOU" | "ALLO" | "SITE" | "LPRT" | "LPSV" => {
                 NotImplemented(verb_upper)
             }
             _ => {
-                let shown: String = verb.chars().take(32).collect();
+                let shown: String = verb_upper.chars().take(32).collect();
                 return Err(ParseError::Unknown(shown));
             }
         })
     }
 }
 
-/// Removes telnet IAC sequences (`0xFF` + command byte). Lines arrive as
-/// lossily-decoded UTF-8, so IAC shows up as U+FFFD followed by another one.
-fn strip_telnet(line: &str) -> String {
-    line.chars().filter(|c| *c != '\u{fffd}').collect()
+/// Telnet in an argument (RFC 854): `IAC IAC` is a `0xFF` data byte;
+/// `IAC` + a command byte (240–250) is removed, `IAC` + WILL/WONT/DO/DONT
+/// (251–254) with its option byte too; any other byte, a lone `0xFF`
+/// included, is data.
+fn unescape_telnet(arg: &[u8]) -> Vec<u8> {
+    const IAC: u8 = 0xFF;
+    let mut out = Vec::with_capacity(arg.len());
+    let mut i = 0;
+    while i < arg.len() {
+        match (arg[i], arg.get(i + 1).copied()) {
+            (IAC, Some(IAC)) => {
+                out.push(IAC);
+                i += 2;
+            }
+            (IAC, Some(251..=254)) => i += 3,
+            (IAC, Some(240..=250)) => i += 2,
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// The verbs listed by `HELP`.
-pub const HELP_VERBS: &str = "ABOR APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MODE \
-NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REST RETR RMD RNFR RNTO SIZE STAT STOR STRU SYST TYPE USER";
+pub const HELP_VERBS: &str = "ABOR APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MFMT MKD MLSD \
+MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REST RETR RMD RNFR RNTO SIZE STAT STOR STRU SYST \
+TYPE USER";
 
 #[cfg(test)]
 mod tests {
@@ -242,7 +333,7 @@ mod tests {
     #[case("RETR file with spaces.txt", Command::Retr("file with spaces.txt".into()))]
     #[case("LIST ", Command::List(None))]
     #[case("XPWD", Command::Pwd)]
-    #[case("\u{fffd}\u{fffd}\u{fffd}\u{fffd}ABOR", Command::Abor)]
+    #[case("MLST", Command::Mlst(None))]
     #[case("AUTH TLS", Command::Auth("TLS".into()))]
     #[case("ccc", Command::Ccc)]
     fn parses(#[case] line: &str, #[case] expect: Command) {
@@ -259,7 +350,27 @@ mod tests {
         assert_eq!(Command::parse(line).unwrap_err(), err);
     }
 
+    #[rstest]
+    // IAC IP IAC DM before ABOR; with DM taken as urgent data, a lone IAC.
+    #[case(b"\xff\xf4\xff\xf2ABOR", Command::Abor)]
+    #[case(b"\xff\xf4\xffABOR", Command::Abor)]
+    // A Latin-1 byte is part of the name, 0xFF included.
+    #[case(b"DELE \xfft.txt", Command::Dele(PathArg(b"\xfft.txt".to_vec())))]
+    #[case(b"MKD \xe9t\xe9", Command::Mkd(PathArg(b"\xe9t\xe9".to_vec())))]
+    // Escaped IAC is one 0xFF; a telnet command inside is removed.
+    #[case(b"RETR a\xff\xffb", Command::Retr(PathArg(b"a\xffb".to_vec())))]
+    #[case(b"RETR a\xff\xf4b", Command::Retr(PathArg(b"ab".to_vec())))]
+    #[case(b"RETR  two  spaces ", Command::Retr(PathArg(b" two  spaces ".to_vec())))]
+    fn parses_bytes(#[case] line: &[u8], #[case] expect: Command) {
+        assert_eq!(Command::parse_bytes(line).unwrap(), expect);
+    }
+
     proptest! {
+        #[test]
+        fn never_panics_on_bytes(b in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Command::parse_bytes(&b);
+        }
+
         #[test]
         fn never_panics(s in "\\PC{0,200}") {
             let _ = Command::parse(&s);

@@ -5,7 +5,7 @@ pub mod addr;
 pub mod command;
 pub mod reply;
 
-pub use command::{Command, ParseError};
+pub use command::{Command, ParseError, PathArg};
 pub use reply::{Reply, ReplyParser};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -15,6 +15,17 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub enum Line {
     /// A complete line (lossily decoded as UTF-8, CR LF removed).
     Text(String),
+    /// A line longer than the limit; its bytes were discarded up to the newline.
+    TooLong,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// One line read from the control connection, as bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RawLine {
+    /// A complete line (CR LF removed), exactly the bytes the peer sent.
+    Bytes(Vec<u8>),
     /// A line longer than the limit; its bytes were discarded up to the newline.
     TooLong,
     /// The peer closed the connection.
@@ -58,24 +69,34 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         self.buf.len() - self.start
     }
 
-    /// Reads the next line. Cancel-safe: bytes already read stay buffered.
+    /// Reads the next line, lossily decoded as UTF-8. Cancel-safe: bytes
+    /// already read stay buffered.
     pub async fn next_line(&mut self) -> std::io::Result<Line> {
+        Ok(match self.next_raw().await? {
+            RawLine::Bytes(b) => Line::Text(String::from_utf8_lossy(&b).into_owned()),
+            RawLine::TooLong => Line::TooLong,
+            RawLine::Eof => Line::Eof,
+        })
+    }
+
+    /// Reads the next line as bytes (file names need not be UTF-8, RFC
+    /// 2640). Cancel-safe: bytes already read stay buffered.
+    pub async fn next_raw(&mut self) -> std::io::Result<RawLine> {
         let mut discarding = false;
         loop {
             if let Some(pos) = self.buf[self.start..].iter().position(|b| *b == b'\n') {
                 let end = self.start + pos;
                 let line = &self.buf[self.start..end];
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let text = String::from_utf8_lossy(line).into_owned();
+                let line = line.strip_suffix(b"\r").unwrap_or(line).to_vec();
                 self.start = end + 1;
                 if self.start == self.buf.len() {
                     self.buf.clear();
                     self.start = 0;
                 }
-                if discarding || text.len() > self.limit {
-                    return Ok(Line::TooLong);
+                if discarding || line.len() > self.limit {
+                    return Ok(RawLine::TooLong);
                 }
-                return Ok(Line::Text(text));
+                return Ok(RawLine::Bytes(line));
             }
             if self.buf.len() - self.start > self.limit {
                 // Too long: forget what we have, remember to report it at the newline.
@@ -90,7 +111,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             let mut chunk = [0u8; 1024];
             let n = self.inner.read(&mut chunk).await?;
             if n == 0 {
-                return Ok(Line::Eof);
+                return Ok(RawLine::Eof);
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -123,5 +144,10 @@ mod tests {
             Line::Text(t) => assert!(t.starts_with("RETR ")),
             other => panic!("unexpected {other:?}"),
         }
+        let mut r = LineReader::new(input, 100);
+        assert_eq!(
+            r.next_raw().await.unwrap(),
+            RawLine::Bytes(b"RETR \xff\xfe.txt".to_vec())
+        );
     }
 }

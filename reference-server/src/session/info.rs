@@ -9,7 +9,8 @@ const FEATURES: &[&str] = &[
     " EPRT",
     " EPSV",
     " MDTM",
-    " MLSD type*;size*;modify*;",
+    " MFMT",
+    " MLST type*;size*;modify*;perm*;UNIX.mode*;UNIX.owner*;UNIX.group*;",
     " REST STREAM",
     " SIZE",
     " TVFS",
@@ -36,6 +37,13 @@ impl Session {
     pub(super) async fn cmd_opts(&mut self, arg: String) -> Handled {
         if arg.eq_ignore_ascii_case("UTF8 ON") || arg.eq_ignore_ascii_case("UTF8") {
             self.ok(200, "UTF8 set to on").await
+        } else if arg.to_ascii_uppercase().starts_with("MLST") {
+            // Every fact is always shown (RFC 3659 §7.9 lets a server do so).
+            self.ok(
+                200,
+                "MLST OPTS type;size;modify;perm;UNIX.mode;UNIX.owner;UNIX.group;",
+            )
+            .await
         } else {
             self.ok(501, format!("OPTS {arg} not understood")).await
         }

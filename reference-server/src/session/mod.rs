@@ -40,17 +40,24 @@ use std::{
     io,
     net::{IpAddr, SocketAddr},
     path::PathBuf,
-    sync::Arc,
+    sync::{Arc, Mutex},
 };
 
-use tokio::{io::AsyncWriteExt, net::TcpStream, sync::watch, time::Instant};
+use tokio::{
+    io::AsyncWriteExt,
+    net::TcpStream,
+    sync::{watch, Semaphore},
+    time::Instant,
+};
 use tracing::{debug, info, warn};
 
 use crate::{
+    admission::{Admission, Ticket},
+    ban::BanTable,
     config::{Config, TlsRequired},
     fs::Sandbox,
     passive::PortPool,
-    protocol::{addr::canonical_ip, Command, Line, LineReader, ParseError, Reply},
+    protocol::{addr::canonical_ip, Command, LineReader, ParseError, RawLine, Reply},
     tls::ControlStream,
 };
 
@@ -61,12 +68,48 @@ use self::{data::DataPlan, listing::ListKind};
 pub struct Shared {
     /// Configuration.
     pub config: Arc<Config>,
+    /// Session counts per client address.
+    pub admission: Arc<Admission>,
+    /// Failed logins and bans per client address.
+    pub bans: Mutex<BanTable>,
+    /// Bounds the password verifications running at once
+    /// (`limits.password_checks`): argon2 holds ~19 MiB each.
+    pub password_checks: Semaphore,
     /// Passive pool (`None`: kernel-assigned ports).
     pub pool: Option<Arc<PortPool>>,
     /// The pooled range (`passive_mode = "pooled"`), used instead of `pool`.
     pub pooled: Option<Arc<crate::pooled::PooledPassive>>,
     /// Becomes `true` when the server drains.
     pub shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// The shared state of a server with `config`; `shutdown` turns true
+    /// when it drains.
+    pub fn new(config: Arc<Config>, shutdown: watch::Receiver<bool>) -> Shared {
+        let admission = Admission::new(crate::admission::Limits {
+            max_clients: config.max_clients,
+            max_per_ip: config.max_clients_per_ip,
+            max_unauthenticated_per_ip: config.max_unauthenticated_per_ip,
+        });
+        Shared {
+            admission,
+            bans: Mutex::new(BanTable::new(config.ban)),
+            password_checks: Semaphore::new(config.password_checks),
+            config,
+            pool: None,
+            pooled: None,
+            shutdown,
+        }
+    }
+
+    /// How long `ip` stays banned, if it is.
+    pub fn banned(&self, ip: IpAddr) -> Option<std::time::Duration> {
+        self.bans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .banned(ip, Instant::now())
+    }
 }
 
 /// Resolves once the watched flag is true (never, if the sender is gone).
@@ -96,10 +139,13 @@ struct Session {
     /// `PROT P`: data connections are TLS.
     prot_private: bool,
     sandbox: Sandbox,
+    /// This session's place in the admission counts.
+    ticket: Ticket,
     pending_user: Option<String>,
     user: Option<String>,
     failures: u32,
-    cwd: String,
+    /// The current directory, a virtual path (bytes).
+    cwd: Vec<u8>,
     binary: bool,
     rest: u64,
     rnfr: Option<PathBuf>,
@@ -118,8 +164,8 @@ enum Flow {
 
 type Handled = io::Result<Flow>;
 
-/// Serves one control connection to completion.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+/// Serves one control connection to completion; `ticket` is its admission.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, ticket: Ticket) {
     let peer = stream
         .peer_addr()
         .map(canon)
@@ -141,13 +187,14 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         pbsz: false,
         prot_private: false,
         sandbox: Sandbox::new(cfg.root.clone()),
+        ticket,
         shared,
         peer,
         local,
         pending_user: None,
         user: None,
         failures: 0,
-        cwd: "/".into(),
+        cwd: b"/".to_vec(),
         binary: false,
         rest: 0,
         rnfr: None,
@@ -207,7 +254,7 @@ impl Session {
         loop {
             let deadline = self.command_deadline();
             let line = tokio::select! {
-                line = tokio::time::timeout_at(deadline, self.reader.next_line()) => line,
+                line = tokio::time::timeout_at(deadline, self.reader.next_raw()) => line,
                 _ = until_true(&mut shutdown) => {
                     self.reply(421, "Server shutting down, closing control connection").await?;
                     return Ok(());
@@ -224,13 +271,13 @@ impl Session {
                 Ok(line) => line?,
             };
             let text = match line {
-                Line::Eof => return Ok(()),
-                Line::TooLong => {
+                RawLine::Eof => return Ok(()),
+                RawLine::TooLong => {
                     warn!(limit = self.cfg.max_line, "command line too long");
                     self.reply(500, "Command line too long").await?;
                     continue;
                 }
-                Line::Text(t) => t,
+                RawLine::Bytes(t) => t,
             };
             let Some(cmd) = self.parse(&text).await? else {
                 continue;
@@ -242,8 +289,8 @@ impl Session {
     }
 
     /// Parses a command line; a parse error is answered here (`None`).
-    async fn parse(&mut self, text: &str) -> io::Result<Option<Command>> {
-        let cmd = match Command::parse(text) {
+    async fn parse(&mut self, text: &[u8]) -> io::Result<Option<Command>> {
+        let cmd = match Command::parse_bytes(text) {
             Ok(c) => c,
             Err(ParseError::Empty) => return Ok(None),
             Err(e @ ParseError::Unknown(_)) => {
@@ -258,7 +305,7 @@ impl Session {
         match cmd {
             Command::Pass(_) => debug!("PASS (hidden)"),
             ref c => {
-                debug!(command = %text.chars().take(200).collect::<String>(), verb = c.verb(), "command")
+                debug!(command = %String::from_utf8_lossy(text).chars().take(200).collect::<String>(), verb = c.verb(), "command")
             }
         }
         Ok(Some(cmd))
@@ -314,7 +361,7 @@ impl Session {
         }
         let writes = matches!(
             cmd,
-            Stor(_) | Appe(_) | Dele(_) | Mkd(_) | Rmd(_) | Rnfr(_) | Rnto(_)
+            Stor(_) | Appe(_) | Dele(_) | Mkd(_) | Rmd(_) | Rnfr(_) | Rnto(_) | Mfmt(_)
         );
         if writes && !self.cfg.anonymous_upload && self.user.as_deref().is_some_and(is_anonymous) {
             info!(verb, "anonymous write refused (anonymous_upload = false)");
@@ -342,8 +389,8 @@ impl Session {
             Feat => self.cmd_feat().await,
             Opts(arg) => self.cmd_opts(arg).await,
             Pwd => self.cmd_pwd().await,
-            Cwd(p) => self.cmd_cwd(&p).await,
-            Cdup => self.cmd_cwd("..").await,
+            Cwd(p) => self.cmd_cwd(&p.0).await,
+            Cdup => self.cmd_cwd(b"..").await,
             Type(t) => self.cmd_type(t).await,
             Mode(m) => self.cmd_mode(m).await,
             Stru(s) => self.cmd_stru(s).await,
@@ -356,6 +403,7 @@ impl Session {
             List(arg) => self.cmd_list(arg, ListKind::Long).await,
             Nlst(arg) => self.cmd_list(arg, ListKind::Names).await,
             Mlsd(arg) => self.cmd_list(arg, ListKind::Machine).await,
+            Mlst(arg) => self.cmd_mlst(arg).await,
             Retr(p) => self.cmd_retr(p).await,
             Stor(p) => self.cmd_store(p, false).await,
             Appe(p) => self.cmd_store(p, true).await,
@@ -367,6 +415,7 @@ impl Session {
             Rnto(p) => self.cmd_rnto(p).await,
             Size(p) => self.cmd_size(p).await,
             Mdtm(p) => self.cmd_mdtm(p).await,
+            Mfmt(p) => self.cmd_mfmt(p).await,
             Abor => {
                 self.clear_data().await;
                 self.ok(226, "ABOR command successful").await

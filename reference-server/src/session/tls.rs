@@ -41,9 +41,12 @@ impl Session {
         match tokio::time::timeout(deadline, self.reader.get_mut().start_tls(config)).await {
             Ok(Ok(())) => {
                 info!(tls = %self.reader.get_ref().describe(), "TLS on the control connection");
-                // RFC 4217: a new security exchange resets the login.
+                // RFC 4217: a new security exchange resets the login (and
+                // the login timeout starts again).
                 self.user = None;
                 self.pending_user = None;
+                self.ticket.logged_out();
+                self.started = tokio::time::Instant::now();
                 Ok(Flow::Continue)
             }
             Ok(Err(e)) => {

@@ -19,11 +19,10 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use super::{Flow, Handled, Session};
+use super::{fs::describe, Flow, Handled, Session};
 use crate::{
     config::TlsRequired,
-    fs::Sandbox,
-    protocol::{Command, Line, Reply},
+    protocol::{command::shown, Command, PathArg, RawLine, Reply},
     tls::DataStream,
 };
 
@@ -61,9 +60,16 @@ impl Session {
         }
     }
 
+    /// `REST offset`: a byte offset a file can have (0 to 2^63 − 1), else
+    /// 501; whether it fits the file is checked by RETR/STOR (554).
     pub(super) async fn cmd_rest(&mut self, n: String) -> Handled {
-        match n.trim().parse::<u64>() {
-            Ok(off) => {
+        match n
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .and_then(|o| u64::try_from(o).ok())
+        {
+            Some(off) => {
                 self.rest = off;
                 self.ok(
                     350,
@@ -71,8 +77,20 @@ impl Session {
                 )
                 .await
             }
-            Err(_) => self.ok(501, format!("REST: invalid offset {n:?}")).await,
+            None => self.ok(501, format!("REST: invalid offset {n:?}")).await,
         }
+    }
+
+    /// 554 for a restart offset beyond the end of the file (RFC 3659 §5.5).
+    async fn rest_beyond_end(&mut self, arg: &[u8], offset: u64, len: u64) -> Handled {
+        self.ok(
+            554,
+            format!(
+                "{}: restart offset {offset} is beyond the end of the file ({len} bytes)",
+                shown(arg)
+            ),
+        )
+        .await
     }
 
     /// Sends 150, opens the data connection and runs `job` on it while the
@@ -139,7 +157,12 @@ impl Session {
             }
             Err(e) => {
                 warn!(what, error = %e, "transfer failed");
-                self.ok(426, format!("Transfer aborted: {}", io_reason(&e)))
+                let code = match describe(&e).0 {
+                    c @ (426 | 452 | 552) => c,
+                    _ if is_network(&e) => 426,
+                    _ => 451,
+                };
+                self.ok(code, format!("Transfer aborted: {}", io_reason(&e)))
                     .await
             }
         }
@@ -156,13 +179,13 @@ impl Session {
                 r = &mut task => {
                     return Ok(Watched::Done(r.unwrap_or_else(|e| Err(io::Error::other(e.to_string())))));
                 }
-                line = self.reader.next_line() => match line? {
-                    Line::Eof => {
+                line = self.reader.next_raw() => match line? {
+                    RawLine::Eof => {
                         task.abort();
                         return Ok(Watched::Close);
                     }
-                    Line::TooLong => self.reply(500, "Command line too long").await?,
-                    Line::Text(t) => match Command::parse(&t) {
+                    RawLine::TooLong => self.reply(500, "Command line too long").await?,
+                    RawLine::Bytes(t) => match Command::parse_bytes(&t) {
                         Ok(Command::Abor) => {
                             task.abort();
                             info!(what, "transfer aborted by client");
@@ -188,40 +211,61 @@ impl Session {
         }
     }
 
-    pub(super) async fn cmd_retr(&mut self, arg: String) -> Handled {
+    pub(super) async fn cmd_retr(&mut self, arg: PathArg) -> Handled {
         let offset = std::mem::take(&mut self.rest);
-        let path = match self.resolve_existing(&arg) {
+        let path = match self.resolve_existing(&arg.0) {
             Ok(p) if p.is_file() => p,
-            Ok(_) => return self.ok(550, format!("{arg}: Not a regular file")).await,
-            Err(e) => return self.fs_error(&arg, e).await,
+            Ok(_) => {
+                return self
+                    .ok(550, format!("{}: Not a regular file", arg.shown()))
+                    .await
+            }
+            Err(e) => return self.fs_error(&arg.0, e).await,
         };
         let file = match File::open(&path).await {
             Ok(f) => f,
-            Err(e) => return self.fs_error(&arg, e).await,
+            Err(e) => return self.fs_error(&arg.0, e).await,
         };
+        let len = match file.metadata().await {
+            Ok(m) => m.len(),
+            Err(e) => return self.fs_error(&arg.0, e).await,
+        };
+        if offset > len {
+            return self.rest_beyond_end(&arg.0, offset, len).await;
+        }
         let ascii = !self.binary;
-        self.transfer(&arg.clone(), move |stream| {
+        self.transfer(&arg.shown(), move |stream| {
             send_file(stream, file, offset, ascii)
         })
         .await
     }
 
-    pub(super) async fn cmd_store(&mut self, arg: String, append: bool) -> Handled {
+    pub(super) async fn cmd_store(&mut self, arg: PathArg, append: bool) -> Handled {
         let offset = std::mem::take(&mut self.rest);
-        let virt = Sandbox::virtual_path(&self.cwd, &arg);
+        let virt = self.virt(&arg.0);
         let path = match self.sandbox.resolve(&virt) {
-            Ok(p) if virt != "/" && !p.is_dir() => p,
-            Ok(_) => return self.ok(550, format!("{arg}: Is a directory")).await,
-            Err(e) => return self.fs_error(&arg, e).await,
+            Ok(p) if virt != b"/" && !p.is_dir() => p,
+            Ok(_) => {
+                return self
+                    .ok(550, format!("{}: Is a directory", arg.shown()))
+                    .await
+            }
+            Err(e) => return self.fs_error(&arg.0, e).await,
         };
         if path.parent().is_none_or(|p| !p.is_dir()) {
             return self
-                .fs_error(&arg, io::Error::from(io::ErrorKind::NotFound))
+                .fs_error(&arg.0, io::Error::from(io::ErrorKind::NotFound))
                 .await;
+        }
+        if !append && offset > 0 {
+            let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+            if offset > len {
+                return self.rest_beyond_end(&arg.0, offset, len).await;
+            }
         }
         let keep = if append { u64::MAX } else { offset };
         let ascii = !self.binary;
-        self.transfer(&arg.clone(), move |stream| {
+        self.transfer(&arg.shown(), move |stream| {
             recv_file(stream, path, keep, ascii)
         })
         .await
@@ -238,13 +282,32 @@ enum Watched {
     Close,
 }
 
-/// A short reason for a failed data connection or transfer.
+/// Whether an error is the data connection's rather than the file's.
+fn is_network(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | BrokenPipe
+            | NotConnected
+            | TimedOut
+            | UnexpectedEof
+    )
+}
+
+/// A short reason for a failed data connection or transfer, in FTP's
+/// words: the OS's text (`(os error N)`) never reaches the client; our own
+/// messages (errors without an OS code) do.
 pub(super) fn io_reason(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "Connection refused".into(),
         io::ErrorKind::TimedOut => "Connection timed out".into(),
         io::ErrorKind::ConnectionReset => "Connection reset by peer".into(),
-        _ => e.to_string(),
+        _ if e.raw_os_error().is_some() => describe(e).1.into(),
+        _ if e.get_ref().is_some() => e.to_string(),
+        _ => describe(e).1.into(),
     }
 }
 
@@ -260,9 +323,20 @@ fn to_network_ascii(block: &[u8], prev_cr: &mut bool, out: &mut Vec<u8>) {
     }
 }
 
-/// ASCII type from the wire (STOR): drops CRs.
-fn from_network_ascii(block: &[u8], out: &mut Vec<u8>) {
-    out.extend(block.iter().copied().filter(|b| *b != b'\r'));
+/// ASCII type from the wire (STOR): CR LF becomes LF, every other byte
+/// (a bare CR included) stays. `pending_cr` carries a CR that ended the
+/// previous block; at the end of the stream the caller writes it out.
+fn from_network_ascii(block: &[u8], pending_cr: &mut bool, out: &mut Vec<u8>) {
+    for &b in block {
+        if std::mem::take(pending_cr) && b != b'\n' {
+            out.push(b'\r');
+        }
+        if b == b'\r' {
+            *pending_cr = true;
+        } else {
+            out.push(b);
+        }
+    }
 }
 
 async fn send_file(
@@ -384,14 +458,8 @@ async fn recv_binary(stream: TcpStream, mut out: std::fs::File) -> io::Result<u6
 /// offset for STOR, `u64::MAX` for APPE).
 async fn recv_file(stream: DataStream, path: PathBuf, keep: u64, ascii: bool) -> io::Result<u64> {
     let dir = path.parent().unwrap_or(Path::new("/")).to_owned();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.ftpnat-upload-{:016x}",
-        rand::random::<u64>()
-    ));
+    // Short, whatever the target's name: a name near NAME_MAX still works.
+    let tmp = dir.join(format!(".ftpnat-upload-{:016x}", rand::random::<u64>()));
     let result = async {
         let mut out = File::create(&tmp).await?;
         if keep > 0 {
@@ -421,6 +489,7 @@ async fn receive_into(stream: DataStream, out: File, ascii: bool) -> io::Result<
     // Large reads, so the file sees few large writes.
     let mut buf = vec![0u8; if ascii { CHUNK } else { 4 * CHUNK }];
     let mut conv = Vec::new();
+    let mut pending_cr = false;
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
@@ -428,12 +497,15 @@ async fn receive_into(stream: DataStream, out: File, ascii: bool) -> io::Result<
         }
         if ascii {
             conv.clear();
-            from_network_ascii(&buf[..n], &mut conv);
+            from_network_ascii(&buf[..n], &mut pending_cr, &mut conv);
             out.write_all(&conv).await?;
         } else {
             out.write_all(&buf[..n]).await?;
         }
         total += n as u64;
+    }
+    if pending_cr {
+        out.write_all(b"\r").await?;
     }
     out.flush().await?;
     Ok(total)
@@ -450,5 +522,16 @@ mod tests {
         to_network_ascii(b"a\nb\r", &mut prev, &mut out);
         to_network_ascii(b"\nc\n", &mut prev, &mut out);
         assert_eq!(out, b"a\r\nb\r\nc\r\n");
+    }
+
+    #[test]
+    fn ascii_from_the_network_turns_only_crlf_into_lf_across_blocks() {
+        let mut out = Vec::new();
+        let mut cr = false;
+        for block in [&b"a\rb\r"[..], b"\nc\r", b"\r", b"\nd\r"] {
+            from_network_ascii(block, &mut cr, &mut out);
+        }
+        assert!(cr, "a CR at the end waits for the next byte");
+        assert_eq!(out, b"a\rb\nc\r\nd");
     }
 }

@@ -29,7 +29,7 @@ async fn run(program: &str, args: &[&str], stdin: Option<&[u8]>) -> std::process
 
 #[tokio::test]
 async fn curl_downloads_and_uploads_honouring_the_227_address() {
-    let srv = TestServer::start("passive_ports = [61200, 61210]").await;
+    let srv = TestServer::start("passive_ports = [61200, 61210]\nanonymous_upload = true").await;
     let url = format!("ftp://{}/hello.txt", srv.addr);
     let out = run(
         "curl",
@@ -72,7 +72,7 @@ async fn curl_downloads_and_uploads_honouring_the_227_address() {
 
 #[tokio::test]
 async fn python_ftplib_passive_and_active() {
-    let srv = TestServer::start("passive_ports = [61220, 61230]").await;
+    let srv = TestServer::start("passive_ports = [61220, 61230]\nanonymous_upload = true").await;
     let script = format!(
         r#"
 import ftplib, io, sys

@@ -324,7 +324,7 @@ async fn ipv6_control_and_data() {
 
 #[tokio::test]
 async fn uploads_rest_appe_ascii_and_listing() {
-    let srv = TestServer::start("").await;
+    let srv = TestServer::start("anonymous_upload = true").await;
     let mut c = srv.login().await;
     assert_eq!(c.cmd("TYPE I").await.unwrap().code, 200);
     let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -387,7 +387,7 @@ async fn uploads_rest_appe_ascii_and_listing() {
 
 #[tokio::test]
 async fn failed_upload_leaves_the_old_file_intact() {
-    let srv = TestServer::start("").await;
+    let srv = TestServer::start("anonymous_upload = true").await;
     let mut c = srv.login().await;
     std::fs::write(srv.root.path().join("keep.bin"), b"good").unwrap();
     let r = c.cmd("PASV").await.unwrap();
@@ -433,7 +433,7 @@ async fn abor_during_transfer() {
 
 #[tokio::test]
 async fn bad_input_gets_codes_and_the_session_survives() {
-    let srv = TestServer::start("[limits]\nmax_line = 100").await;
+    let srv = TestServer::start("anonymous_upload = true\n[limits]\nmax_line = 100").await;
     let (mut c, banner) = srv.connect().await;
     assert_eq!(banner.code, 220);
     assert_eq!(c.cmd("LIST").await.unwrap().code, 530, "before login");
