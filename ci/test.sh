@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in curl:curl lftp:lftp python3:python3 nft:nftables iptables-nft-restore:iptables ip:iproute2 ethtool:ethtool setpriv:util-linux debootstrap:debootstrap conntrack:conntrack chromium:chromium; do
+for pair in curl:curl lftp:lftp wget:wget tnftp:tnftp ncftpget:ncftp python3:python3 nft:nftables iptables-nft-restore:iptables ip:iproute2 ethtool:ethtool setpriv:util-linux debootstrap:debootstrap conntrack:conntrack chromium:chromium; do
   bin=${pair%%:*}; pkg=${pair#*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -1,7 +1,9 @@
-//! The harness's own FTP client (FTPS: AUTH TLS, PBSZ/PROT, session reuse,
-//! CCC) against the reference server on loopback. The server's behaviour
-//! tests live in `reference-server/tests/server`.
+//! The reference server with what only the harness has: its own FTP
+//! client's FTPS (AUTH TLS, PBSZ/PROT, session reuse, CCC) on loopback, and
+//! real clients through a simulated NAT (`nat_clients`). The server's
+//! behaviour tests live in `reference-server/tests/server`.
 //! Current-thread runtimes, so the log capture sees every task's events.
 
 mod ftps;
+mod nat_clients;
 mod util;
