@@ -254,12 +254,126 @@ impl Xfer {
     }
 }
 
+/// A throw-away CA and a server certificate for 127.0.0.1, as PEM files.
+pub struct TestPki {
+    /// The CA certificate the client trusts.
+    pub ca_der: rustls::pki_types::CertificateDer<'static>,
+    /// The server certificate followed by the CA.
+    pub cert_pem: std::path::PathBuf,
+    /// The server key.
+    pub key_pem: std::path::PathBuf,
+}
+
+impl TestPki {
+    pub fn generate(dir: &Path) -> TestPki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let leaf = leaf.signed_by(&key, &ca, &ca_key).unwrap();
+        let cert_pem = dir.join("server.pem");
+        std::fs::write(&cert_pem, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+        let key_pem = dir.join("server.key");
+        std::fs::write(&key_pem, key.serialize_pem()).unwrap();
+        TestPki {
+            ca_der: ca.der().clone(),
+            cert_pem,
+            key_pem,
+        }
+    }
+
+    /// Client configurations trusting the CA: with a session store (data
+    /// connections resume the control connection's TLS session) and without.
+    fn client(&self) -> ClientTls {
+        use rustls::client::Resumption;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).unwrap();
+        let build = |resumption: Resumption| {
+            let mut c = rustls::ClientConfig::builder_with_provider(ftpnat_server::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            c.resumption = resumption;
+            Arc::new(c)
+        };
+        ClientTls {
+            resuming: build(Resumption::in_memory_sessions(16)),
+            fresh: build(Resumption::disabled()),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ClientTls {
+    resuming: Arc<rustls::ClientConfig>,
+    fresh: Arc<rustls::ClientConfig>,
+}
+
+/// A connection in clear text or TLS (the client side).
+enum Conn {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Between the two (AUTH TLS, CCC).
+    Switching,
+}
+
+impl Conn {
+    async fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(b).await,
+            Conn::Tls(s) => s.read(b).await,
+            Conn::Switching => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.write_all(b).await,
+            Conn::Tls(s) => {
+                s.write_all(b).await?;
+                s.flush().await
+            }
+            Conn::Switching => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.shutdown().await,
+            Conn::Tls(s) => s.shutdown().await,
+            Conn::Switching => Ok(()),
+        }
+    }
+
+    async fn read_to_end(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.read(&mut chunk).await? {
+                0 => return Ok(()),
+                n => out.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
 /// A control connection that sends exactly the bytes it is given and keeps
-/// a transcript (`>` sent, `<` received).
+/// a transcript (`>` sent, `<` received, `#` notes). Speaks explicit FTPS
+/// when asked (`auth_tls`, `PROT P`, `ccc`).
 pub struct Ctl {
-    stream: TcpStream,
+    stream: Conn,
     buf: Vec<u8>,
     parser: ReplyParser,
+    tls: Option<ClientTls>,
+    /// `PROT P` is in effect: data connections are TLS.
+    pub prot_private: bool,
+    /// Data connections resume the control connection's TLS session.
+    pub tls_resume: bool,
     pub local: SocketAddr,
     pub peer: SocketAddr,
     pub transcript: Vec<String>,
@@ -283,9 +397,12 @@ impl Ctl {
         let mut c = Ctl {
             local: stream.local_addr().unwrap(),
             peer: server,
-            stream,
+            stream: Conn::Plain(stream),
             buf: Vec::new(),
             parser: ReplyParser::default(),
+            tls: None,
+            prot_private: false,
+            tls_resume: true,
             transcript: vec![format!("# connect {server}")],
         };
         let banner = c.read_reply().await.expect("a banner");
@@ -295,6 +412,11 @@ impl Ctl {
     /// Sends raw bytes (nothing added).
     pub async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.stream.write_all(bytes).await
+    }
+
+    /// The bytes read but not yet taken as reply lines.
+    pub fn buffered(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Sends one line (CR LF added).
@@ -369,7 +491,86 @@ impl Ctl {
 
     pub async fn cmd(&mut self, line: &str) -> std::io::Result<Reply> {
         self.send_line(line).await?;
-        self.read_reply().await
+        let r = self.read_reply().await?;
+        match (line.to_ascii_uppercase().as_str(), r.code) {
+            ("PROT P", 200) => self.prot_private = true,
+            ("PROT C", 200) => self.prot_private = false,
+            _ => {}
+        }
+        Ok(r)
+    }
+
+    pub fn control_is_tls(&self) -> bool {
+        matches!(self.stream, Conn::Tls(_))
+    }
+
+    /// `AUTH TLS` and, on 234, the TLS handshake (trusting `pki`'s CA).
+    pub async fn auth_tls(&mut self, pki: &TestPki) -> std::io::Result<Reply> {
+        let r = self.cmd("AUTH TLS").await?;
+        if r.code != 234 {
+            return Ok(r);
+        }
+        let tls = pki.client();
+        let Conn::Plain(tcp) = std::mem::replace(&mut self.stream, Conn::Switching) else {
+            return Err(std::io::Error::other("AUTH TLS on a TLS connection"));
+        };
+        let name = rustls::pki_types::ServerName::IpAddress(self.peer.ip().into());
+        let s = tokio_rustls::TlsConnector::from(Arc::clone(&tls.resuming))
+            .connect(name, tcp)
+            .await?;
+        self.stream = Conn::Tls(Box::new(s));
+        self.tls = Some(tls);
+        self.transcript
+            .push("# TLS on the control connection".into());
+        Ok(r)
+    }
+
+    /// `CCC` and, on 200, the TLS closure: clear text from there on.
+    pub async fn ccc(&mut self) -> std::io::Result<Reply> {
+        let r = self.cmd("CCC").await?;
+        if r.code != 200 {
+            return Ok(r);
+        }
+        let Conn::Tls(mut s) = std::mem::replace(&mut self.stream, Conn::Switching) else {
+            return Err(std::io::Error::other("CCC without TLS"));
+        };
+        // The server's close_notify follows its 200.
+        let mut sink = [0u8; 256];
+        tokio::time::timeout(BOUND, async {
+            while s.read(&mut sink).await? > 0 {}
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no close_notify"))??;
+        s.get_mut().1.send_close_notify();
+        s.flush().await?;
+        self.stream = Conn::Plain(s.into_inner().0);
+        self.transcript
+            .push("# CCC: TLS closed, control connection in clear text".into());
+        Ok(r)
+    }
+
+    /// A fresh data connection as `PROT` wants it (TLS after the 150).
+    async fn protect(&mut self, tcp: TcpStream) -> std::io::Result<Conn> {
+        let Some(tls) = self.tls.clone().filter(|_| self.prot_private) else {
+            return Ok(Conn::Plain(tcp));
+        };
+        let config = if self.tls_resume {
+            tls.resuming
+        } else {
+            tls.fresh
+        };
+        let name = rustls::pki_types::ServerName::IpAddress(self.peer.ip().into());
+        let s = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        let resumed = s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        self.transcript.push(if resumed {
+            "# data TLS on (session resumed)".into()
+        } else {
+            "# data TLS on (full handshake)".into()
+        });
+        Ok(Conn::Tls(Box::new(s)))
     }
 
     /// A command line given as bytes (odd bytes on purpose).
@@ -464,7 +665,7 @@ impl Ctl {
                 data: Vec::new(),
             });
         }
-        let mut data = match plan {
+        let tcp = match plan {
             Plan::Connected(s) => s,
             Plan::Listening(l) => {
                 tokio::time::timeout(BOUND, l.accept())
@@ -478,19 +679,26 @@ impl Ctl {
                     .0
             }
         };
-        let data_peer = data.peer_addr().ok();
+        let data_peer = tcp.peer_addr().ok();
         let mut got = Vec::new();
-        let moved = async {
-            match upload {
-                Some(body) => {
-                    data.write_all(body).await?;
-                    data.shutdown().await
-                }
-                None => data.read_to_end(&mut got).await.map(|_| ()),
+        match self.protect(tcp).await {
+            Err(e) => self.transcript.push(format!("# data TLS failed: {e}")),
+            Ok(mut data) => {
+                let moved = async {
+                    match upload {
+                        Some(body) => {
+                            data.write_all(body).await?;
+                            data.shutdown().await?;
+                            // Drain (TLS session tickets): closing with
+                            // unread data would reset the connection.
+                            data.read_to_end(&mut Vec::new()).await
+                        }
+                        None => data.read_to_end(&mut got).await,
+                    }
+                };
+                let _ = tokio::time::timeout(BOUND, moved).await;
             }
-        };
-        let _ = tokio::time::timeout(BOUND, moved).await;
-        drop(data);
+        }
         let final_reply = Some(self.read_reply().await?);
         Ok(Xfer {
             first,
