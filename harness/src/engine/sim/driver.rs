@@ -10,8 +10,7 @@
 //! protocol 0 first (so no frame of another interface slips in before bind).
 
 use std::{
-    cmp::Reverse,
-    collections::BinaryHeap,
+    collections::BTreeMap,
     io,
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     path::{Path, PathBuf},
@@ -23,13 +22,15 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Serialize;
 
-use super::router::{Output, Router};
-use crate::engine::Counters;
+use super::{
+    counters::DropReason,
+    impair::{DelayQueue, Impairer, Verdict},
+    router::{Output, Router},
+};
 use crate::{
-    engine::{GatewayConfig, Impairment},
+    engine::{Counters, GatewayConfig},
     topology::Netns,
 };
 
@@ -236,11 +237,7 @@ impl RxBatch {
 }
 
 /// Sends frames on one socket with as few `sendmmsg` calls as possible.
-fn send_batch(
-    sock: &OwnedFd,
-    frames: &[Vec<u8>],
-    drops: &mut std::collections::BTreeMap<String, u64>,
-) {
+fn send_batch(sock: &OwnedFd, frames: &[Vec<u8>], drops: &mut BTreeMap<String, u64>) {
     let mut sent = 0;
     while sent < frames.len() {
         let chunk = &frames[sent..frames.len().min(sent + BATCH)];
@@ -267,14 +264,6 @@ fn send_batch(
         }
         sent += n as usize;
     }
-}
-
-#[derive(PartialEq, Eq, PartialOrd, Ord)]
-struct Queued {
-    due: Instant,
-    seq: u64,
-    iface: usize,
-    frame: Vec<u8>,
 }
 
 impl SimGateway {
@@ -372,6 +361,33 @@ impl Drop for SimGateway {
     }
 }
 
+/// The gateway thread's sockets, pcap writers and their paths.
+type Opened = (Vec<OwnedFd>, Vec<Option<Pcap>>, Vec<PathBuf>);
+
+/// Enters the gateway's namespace (this thread, for good) and opens a
+/// packet socket and, with `pcap_dir`, a pcap file per interface.
+fn open(ns: &Netns, cfg: &GatewayConfig, pcap_dir: Option<&Path>) -> io::Result<Opened> {
+    nix::sched::setns(
+        std::os::fd::AsFd::as_fd(ns.fd()),
+        nix::sched::CloneFlags::CLONE_NEWNET,
+    )?;
+    let mut socks = Vec::new();
+    let mut pcaps = Vec::new();
+    let mut paths = Vec::new();
+    for i in &cfg.ifaces {
+        socks.push(packet_socket(&i.name)?);
+        match pcap_dir {
+            Some(d) => {
+                let p = d.join(format!("{}-{}.pcap", cfg.name, i.name));
+                pcaps.push(Some(Pcap::create(&p)?));
+                paths.push(p);
+            }
+            None => pcaps.push(None),
+        }
+    }
+    Ok((socks, pcaps, paths))
+}
+
 fn run(
     ns: Arc<Netns>,
     cfg: GatewayConfig,
@@ -381,29 +397,7 @@ fn run(
     wake_fd: Arc<OwnedFd>,
     ready: std::sync::mpsc::Sender<io::Result<()>>,
 ) -> io::Result<SimReport> {
-    type Opened = (Vec<OwnedFd>, Vec<Option<Pcap>>, Vec<PathBuf>);
-    let setup = || -> io::Result<Opened> {
-        nix::sched::setns(
-            std::os::fd::AsFd::as_fd(ns.fd()),
-            nix::sched::CloneFlags::CLONE_NEWNET,
-        )?;
-        let mut socks = Vec::new();
-        let mut pcaps = Vec::new();
-        let mut paths = Vec::new();
-        for i in &cfg.ifaces {
-            socks.push(packet_socket(&i.name)?);
-            match &pcap_dir {
-                Some(d) => {
-                    let p = d.join(format!("{}-{}.pcap", cfg.name, i.name));
-                    pcaps.push(Some(Pcap::create(&p)?));
-                    paths.push(p);
-                }
-                None => pcaps.push(None),
-            }
-        }
-        Ok((socks, pcaps, paths))
-    };
-    let (socks, mut pcaps, pcap_paths) = match setup() {
+    let (socks, pcaps, pcap_paths) = match open(&ns, &cfg, pcap_dir.as_deref()) {
         Ok(s) => {
             let _ = ready.send(Ok(()));
             s
@@ -416,47 +410,97 @@ fn run(
             return Err(e);
         }
     };
-    let impair: Vec<Impairment> = cfg
-        .ifaces
-        .iter()
-        .map(|i| {
-            cfg.impairment
-                .iter()
-                .find(|(n, _)| n == &i.name)
-                .map(|(_, im)| *im)
-                .unwrap_or_default()
-        })
-        .collect();
-    let mut rng = StdRng::seed_from_u64(cfg.seed ^ 0x5eed);
-    let mut next_free: Vec<Instant> = vec![Instant::now(); socks.len()];
-    let mut queue: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
-    let mut seq = 0u64;
     let name = cfg.name.clone();
-    let mut router = Router::new(cfg, Instant::now());
-    let mut rx = RxBatch::new();
-    let mut tx: Vec<Vec<Vec<u8>>> = vec![Vec::new(); socks.len()];
-    let mut outs: Vec<Output> = Vec::with_capacity(64);
-    let mut last_poll = Instant::now();
+    let mut d = Driver::new(cfg, socks, pcaps, &wake_fd);
     let mut published = 0u64;
-    let mut pfds: Vec<libc::pollfd> = socks
-        .iter()
-        .map(|s| libc::pollfd {
-            fd: s.as_raw_fd(),
+    while !stop.load(Ordering::Relaxed) {
+        d.wait(&wake_fd)?;
+        d.receive();
+        let now = Instant::now();
+        d.transmit(now);
+        d.timers(now);
+        // Publish only when asked: every frame handled so far is included.
+        let wanted = live.wanted.load(Ordering::SeqCst);
+        if wanted > published {
+            let mut st = live.state.lock().unwrap();
+            *st = (d.counters(), wanted);
+            published = wanted;
+            live.ready.notify_all();
+        }
+    }
+    let counters = d.counters();
+    {
+        let mut st = live.state.lock().unwrap();
+        *st = (counters.clone(), u64::MAX);
+        live.ready.notify_all();
+    }
+    Ok(SimReport {
+        name,
+        counters,
+        log: d.router.log_lines().cloned().collect(),
+        pcaps: pcap_paths,
+    })
+}
+
+/// The gateway thread's state: the router, its sockets, impairment and
+/// what the router cannot count itself (drops on the way in and out).
+struct Driver {
+    router: Router,
+    socks: Vec<OwnedFd>,
+    pcaps: Vec<Option<Pcap>>,
+    impair: Impairer,
+    queue: DelayQueue,
+    rx: Box<RxBatch>,
+    /// Frames to send per interface (sent in batches).
+    tx: Vec<Vec<Vec<u8>>>,
+    outs: Vec<Output>,
+    /// One pollfd per socket, then the wake eventfd.
+    pfds: Vec<libc::pollfd>,
+    last_poll: Instant,
+    extra_drops: BTreeMap<String, u64>,
+}
+
+impl Driver {
+    fn new(
+        cfg: GatewayConfig,
+        socks: Vec<OwnedFd>,
+        pcaps: Vec<Option<Pcap>>,
+        wake_fd: &OwnedFd,
+    ) -> Driver {
+        let now = Instant::now();
+        let pollfd = |fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        })
-        .collect();
-    pfds.push(libc::pollfd {
-        fd: wake_fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    });
-    let mut extra_drops: std::collections::BTreeMap<String, u64> = Default::default();
-    while !stop.load(Ordering::Relaxed) {
+        };
+        let mut pfds: Vec<libc::pollfd> = socks.iter().map(|s| pollfd(s.as_raw_fd())).collect();
+        pfds.push(pollfd(wake_fd.as_raw_fd()));
+        Driver {
+            impair: Impairer::new(&cfg, now),
+            queue: DelayQueue::new(MAX_QUEUED),
+            rx: RxBatch::new(),
+            tx: vec![Vec::new(); socks.len()],
+            outs: Vec::with_capacity(64),
+            pfds,
+            last_poll: now,
+            extra_drops: BTreeMap::new(),
+            router: Router::new(cfg, now),
+            socks,
+            pcaps,
+        }
+    }
+
+    fn count_drop(&mut self, why: DropReason) {
+        *self.extra_drops.entry(why.as_str().into()).or_default() += 1;
+    }
+
+    /// Waits for frames, a wake-up, the next delayed frame or 50 ms.
+    fn wait(&mut self, wake_fd: &OwnedFd) -> io::Result<()> {
         let now = Instant::now();
-        let timeout = queue.peek().map_or(50, |Reverse(q)| {
-            q.due.saturating_duration_since(now).as_millis().min(50) as i32
+        let timeout = self.queue.next_due().map_or(50, |due| {
+            due.saturating_duration_since(now).as_millis().min(50) as i32
         });
+        let pfds = &mut self.pfds;
         // SAFETY: pfds is a valid array of pollfd for the call's duration.
         let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
         if n < 0 {
@@ -465,8 +509,8 @@ fn run(
                 return Err(e);
             }
         }
-        let nsocks = socks.len();
-        if pfds[nsocks].revents & libc::POLLIN != 0 {
+        let wake = pfds.last_mut().expect("the wake fd");
+        if wake.revents & libc::POLLIN != 0 {
             let mut v = 0u64;
             // SAFETY: reading 8 bytes into a u64 from our eventfd.
             unsafe {
@@ -476,28 +520,36 @@ fn run(
                     8,
                 )
             };
-            pfds[nsocks].revents = 0;
+            wake.revents = 0;
         }
-        for (i, pfd) in pfds[..nsocks].iter_mut().enumerate() {
-            if pfd.revents & libc::POLLIN == 0 {
+        Ok(())
+    }
+
+    /// Hands every received frame (up to 8 batches per socket) to the router.
+    fn receive(&mut self) {
+        for i in 0..self.socks.len() {
+            if self.pfds[i].revents & libc::POLLIN == 0 {
                 continue;
             }
-            pfd.revents = 0;
+            self.pfds[i].revents = 0;
+            let fd = self.pfds[i].fd;
             for _ in 0..8 {
-                let n = rx.recv(pfd.fd);
+                let n = self.rx.recv(fd);
                 for k in 0..n {
-                    match rx.frame(k) {
+                    match self.rx.frame(k) {
                         None => {}
                         Some(Err(())) => {
-                            *extra_drops
-                                .entry("oversized frame (offloads on?)".into())
+                            *self
+                                .extra_drops
+                                .entry(DropReason::Oversized.as_str().into())
                                 .or_default() += 1
                         }
                         Some(Ok(frame)) => {
-                            if let Some(p) = pcaps[i].as_mut() {
+                            if let Some(p) = self.pcaps[i].as_mut() {
                                 p.write(frame);
                             }
-                            router.handle(i, frame.to_vec(), Instant::now(), &mut outs);
+                            self.router
+                                .handle(i, frame.to_vec(), Instant::now(), &mut self.outs);
                         }
                     }
                 }
@@ -506,88 +558,57 @@ fn run(
                 }
             }
         }
-        let now = Instant::now();
-        for o in outs.drain(..) {
-            let im = impair[o.iface];
-            if im.loss > 0.0 && rng.gen::<f64>() < im.loss {
-                *extra_drops.entry("impairment loss".into()).or_default() += 1;
-                continue;
-            }
-            let mut due = now;
-            if im.delay_ms > 0 || im.jitter_ms > 0 {
-                let jitter = if im.jitter_ms > 0 {
-                    rng.gen_range(0..=2 * im.jitter_ms) as i64 - im.jitter_ms as i64
-                } else {
-                    0
-                };
-                due += Duration::from_millis((im.delay_ms as i64 + jitter).max(0) as u64);
-            }
-            if let Some(us) = (o.frame.len() as u64 * 8 * 1000).checked_div(im.rate_kbit) {
-                let start = next_free[o.iface].max(now);
-                let tx_time = Duration::from_micros(us);
-                next_free[o.iface] = start + tx_time;
-                due = due.max(start + tx_time);
-            }
-            if due <= now {
-                if let Some(p) = pcaps[o.iface].as_mut() {
-                    p.write(&o.frame);
+    }
+
+    /// Carries out impairment's verdict on every frame the router produced,
+    /// releases delayed frames that are due, and sends in batches.
+    fn transmit(&mut self, now: Instant) {
+        let outs: Vec<Output> = self.outs.drain(..).collect();
+        for o in outs {
+            match self.impair.judge(o.iface, o.frame.len(), now) {
+                Verdict::Lost => self.count_drop(DropReason::ImpairmentLoss),
+                Verdict::Now => self.send(o.iface, o.frame),
+                Verdict::Later(due) => {
+                    if !self.queue.push(due, o.iface, o.frame) {
+                        self.count_drop(DropReason::ImpairmentQueueFull);
+                    }
                 }
-                tx[o.iface].push(o.frame);
-            } else if queue.len() < MAX_QUEUED {
-                seq += 1;
-                queue.push(Reverse(Queued {
-                    due,
-                    seq,
-                    iface: o.iface,
-                    frame: o.frame,
-                }));
-            } else {
-                *extra_drops
-                    .entry("impairment queue full".into())
-                    .or_default() += 1;
             }
         }
-        while queue.peek().is_some_and(|Reverse(q)| q.due <= now) {
-            let Reverse(q) = queue.pop().expect("peeked");
-            if let Some(p) = pcaps[q.iface].as_mut() {
-                p.write(&q.frame);
-            }
-            tx[q.iface].push(q.frame);
+        while let Some((iface, frame)) = self.queue.pop_due(now) {
+            self.send(iface, frame);
         }
-        for (i, frames) in tx.iter_mut().enumerate() {
+        for (i, frames) in self.tx.iter_mut().enumerate() {
             if !frames.is_empty() {
-                send_batch(&socks[i], frames, &mut extra_drops);
+                send_batch(&self.socks[i], frames, &mut self.extra_drops);
                 frames.clear();
             }
         }
-        if now.duration_since(last_poll) >= Duration::from_millis(500) {
-            router.poll(now, &mut outs);
-            last_poll = now;
+    }
+
+    /// Records `frame` in the pcap and queues it for sending on `iface`.
+    fn send(&mut self, iface: usize, frame: Vec<u8>) {
+        if let Some(p) = self.pcaps[iface].as_mut() {
+            p.write(&frame);
         }
-        // Publish only when asked: every frame handled so far is included.
-        let wanted = live.wanted.load(Ordering::SeqCst);
-        if wanted > published {
-            let mut st = live.state.lock().unwrap();
-            *st = (merged(&router, &extra_drops), wanted);
-            published = wanted;
-            live.ready.notify_all();
+        self.tx[iface].push(frame);
+    }
+
+    /// The router's timers, every 500 ms.
+    fn timers(&mut self, now: Instant) {
+        if now.duration_since(self.last_poll) >= Duration::from_millis(500) {
+            self.router.poll(now, &mut self.outs);
+            self.last_poll = now;
         }
     }
-    let counters = merged(&router, &extra_drops);
-    {
-        let mut st = live.state.lock().unwrap();
-        *st = (counters.clone(), u64::MAX);
-        live.ready.notify_all();
+
+    /// The router's counters plus the driver's drops.
+    fn counters(&self) -> Counters {
+        merged(&self.router, &self.extra_drops)
     }
-    Ok(SimReport {
-        name,
-        counters,
-        log: router.log_lines().cloned().collect(),
-        pcaps: pcap_paths,
-    })
 }
 
-fn merged(router: &Router, extra: &std::collections::BTreeMap<String, u64>) -> Counters {
+fn merged(router: &Router, extra: &BTreeMap<String, u64>) -> Counters {
     let mut c = router.snapshot();
     for (k, v) in extra {
         *c.dropped.entry(k.clone()).or_default() += v;

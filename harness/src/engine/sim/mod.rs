@@ -10,8 +10,14 @@
 //!   pcap files; the thin I/O shell around the router.
 
 pub mod alg;
+mod conntrack;
+pub mod counters;
 pub mod driver;
+mod expect;
 pub mod firewall;
+mod flow;
+pub mod impair;
+mod nat;
 pub mod router;
 pub mod wire;
 

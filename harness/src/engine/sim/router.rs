@@ -1,34 +1,35 @@
 //! The sans-IO gateway: `(interface, frame, now) → frames to send`.
 //!
 //! Invariants:
-//! * Every flow is a [`Conn`] with its original tuple (as the initiator sent
-//!   it) and its translated tuple (as it leaves the gateway); two index
-//!   entries find it, one per direction. Packets of known flows take the
-//!   fast path: in-place rewrites with incremental checksums.
-//! * A new flow is decided once, in order: ALG expectation, traffic to the
-//!   gateway's own addresses (echo, forwards, inbound to a NAT mapping per
-//!   the filtering behaviour, hairpin), then transit (source NAT from inside
-//!   to outside). The firewall judges it after destination NAT.
+//! * Every flow is tracked in [`super::conntrack`]; packets of known flows
+//!   take the fast path: in-place rewrites with incremental checksums.
+//! * A new flow is decided once ([`super::flow`]), in order: ALG
+//!   expectation, traffic to the gateway's own addresses (echo, forwards,
+//!   inbound to a NAT mapping per the filtering behaviour, hairpin), then
+//!   transit (source NAT from inside to outside). The firewall judges it
+//!   after destination NAT.
 //! * TCP flows start with a SYN; anything else without state is invalid.
-//! * Mappings live while a flow uses them and for the flow timeout after.
+//! * Mappings ([`super::nat`]) live while a flow uses them and for the flow
+//!   timeout after.
 //! * Nothing here reads a clock or a socket: `now` comes in, frames go out.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::HashMap,
     net::{Ipv4Addr, SocketAddrV4},
     time::{Duration, Instant},
 };
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
-
 use super::{
-    alg::{self, Found, Scan, SeqAdj},
+    alg::{self, Scan},
+    conntrack::{Conntrack, Dir},
+    counters::{DropReason, IfStats, PacketLog},
+    expect::{self, Expectations, Plan},
     firewall::Facts,
-    wire::{self, flags, Ip4, Kind, Mac, BROADCAST, ICMP, TCP, UDP},
+    nat::NatTable,
+    wire::{self, flags, Ip4, Kind, Mac, BROADCAST, ICMP, TCP},
 };
 use crate::engine::{
-    Action, AlgMode, Behaviour, Counters, CtState, Direction, FullPolicy, GatewayConfig,
-    PortChoice, Side,
+    Action, Counters, CtState, Direction, FullPolicy, GatewayConfig, PortChoice, Side,
 };
 
 /// A frame to transmit.
@@ -40,46 +41,53 @@ pub struct Output {
     pub frame: Vec<u8>,
 }
 
-type Key = (u8, SocketAddrV4, SocketAddrV4);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    Orig,
-    Reply,
+/// A received IPv4 packet while the router decides on it.
+pub(super) struct Packet<'f> {
+    /// Ingress interface.
+    pub(super) iface: usize,
+    /// The frame as received; rewritten in place (or replaced) on the way out.
+    pub(super) frame: &'f mut Vec<u8>,
+    /// Its parsed header and ports.
+    pub(super) ip: Ip4,
+    /// When it arrived.
+    pub(super) now: Instant,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct MapKey {
-    proto: u8,
-    internal: SocketAddrV4,
-    remote_ip: Option<Ipv4Addr>,
-    remote_port: Option<u16>,
+/// An ICMP error to answer a packet with.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IcmpError {
+    ty: u8,
+    code: u8,
+    /// The four bytes after the checksum (the MTU for "fragmentation needed").
+    extra: [u8; 4],
 }
 
-#[derive(Debug)]
-struct Mapping {
-    ext: SocketAddrV4,
-    remotes: HashSet<SocketAddrV4>,
-    refs: usize,
-    last_used: Instant,
-}
+impl IcmpError {
+    pub(super) const NET_UNREACHABLE: IcmpError = IcmpError::unreachable(0);
+    const HOST_UNREACHABLE: IcmpError = IcmpError::unreachable(1);
+    const PORT_UNREACHABLE: IcmpError = IcmpError::unreachable(3);
+    const TTL_EXCEEDED: IcmpError = IcmpError {
+        ty: 11,
+        code: 0,
+        extra: [0; 4],
+    };
 
-#[derive(Debug)]
-struct Conn {
-    proto: u8,
-    orig_src: SocketAddrV4,
-    orig_dst: SocketAddrV4,
-    xlat_src: SocketAddrV4,
-    xlat_dst: SocketAddrV4,
-    in_if: usize,
-    out_if: usize,
-    dir: Direction,
-    seen_reply: bool,
-    closing: bool,
-    last_seen: Instant,
-    mapping: Option<MapKey>,
-    alg: bool,
-    adj: [SeqAdj; 2],
+    const fn unreachable(code: u8) -> IcmpError {
+        IcmpError {
+            ty: 3,
+            code,
+            extra: [0; 4],
+        }
+    }
+
+    fn fragmentation_needed(mtu: u16) -> IcmpError {
+        let m = mtu.to_be_bytes();
+        IcmpError {
+            ty: 3,
+            code: 4,
+            extra: [0, 0, m[0], m[1]],
+        }
+    }
 }
 
 /// (ingress interface, frame as received): what an ICMP error quotes.
@@ -96,67 +104,47 @@ struct Pending {
     since: Instant,
 }
 
-#[derive(Debug, Clone)]
-struct Expect {
-    src_ip: Ipv4Addr,
-    dst: SocketAddrV4,
-    to: SocketAddrV4,
-    expires: Instant,
+/// What the ALG did to a segment.
+enum AlgOutcome {
+    Keep,
+    Drop,
+    Replace(Vec<u8>),
 }
 
 /// The userspace gateway state machine.
 #[derive(Debug)]
 pub struct Router {
-    cfg: GatewayConfig,
-    start: Instant,
+    pub(super) cfg: GatewayConfig,
     arp: HashMap<Ipv4Addr, Mac>,
     pending: HashMap<Ipv4Addr, Pending>,
-    conns: HashMap<u64, Conn>,
-    next_id: u64,
-    index: HashMap<Key, (u64, Dir)>,
-    mappings: HashMap<MapKey, Mapping>,
-    by_ext: HashMap<(u8, u16), MapKey>,
-    reserved: HashSet<(u8, u16)>,
-    expects: Vec<Expect>,
-    next_port: u16,
-    rng: StdRng,
+    pub(super) conns: Conntrack,
+    pub(super) nat: NatTable,
+    pub(super) expects: Expectations,
     /// Counters (the per-interface maps are filled in by [`Router::snapshot`]).
     pub counters: Counters,
-    /// Per interface: rx packets, rx bytes, tx packets, tx bytes (no
-    /// allocation on the packet path).
-    if_stats: Vec<[u64; 4]>,
-    log: VecDeque<String>,
+    /// Per interface (no allocation on the packet path).
+    if_stats: Vec<IfStats>,
+    log: PacketLog,
 }
 
-/// How many packet-log lines are kept.
-pub const LOG_CAP: usize = 20_000;
 const PENDING_CAP: usize = 16;
-const EXPECT_TTL: Duration = Duration::from_secs(300);
 
 impl Router {
     /// A router for `cfg`.
     pub fn new(cfg: GatewayConfig, now: Instant) -> Router {
         let rule_hits = vec![0; cfg.firewall.rules.len()];
-        let rng = StdRng::seed_from_u64(cfg.seed);
         Router {
-            start: now,
             arp: HashMap::new(),
             pending: HashMap::new(),
-            conns: HashMap::new(),
-            next_id: 1,
-            index: HashMap::new(),
-            mappings: HashMap::new(),
-            by_ext: HashMap::new(),
-            reserved: HashSet::new(),
-            expects: Vec::new(),
-            next_port: 1024,
-            rng,
+            conns: Conntrack::new(),
+            nat: NatTable::new(cfg.seed),
+            expects: Expectations::default(),
             counters: Counters {
                 rule_hits,
                 ..Counters::default()
             },
-            if_stats: vec![[0; 4]; cfg.ifaces.len()],
-            log: VecDeque::new(),
+            if_stats: vec![IfStats::default(); cfg.ifaces.len()],
+            log: PacketLog::new(now),
             cfg,
         }
     }
@@ -171,17 +159,17 @@ impl Router {
         let mut c = self.counters.clone();
         for (i, st) in self.if_stats.iter().enumerate() {
             let name = &self.cfg.ifaces[i].name;
-            c.rx_packets.insert(name.clone(), st[0]);
-            c.rx_bytes.insert(name.clone(), st[1]);
-            c.tx_packets.insert(name.clone(), st[2]);
-            c.tx_bytes.insert(name.clone(), st[3]);
+            c.rx_packets.insert(name.clone(), st.rx_packets);
+            c.rx_bytes.insert(name.clone(), st.rx_bytes);
+            c.tx_packets.insert(name.clone(), st.tx_packets);
+            c.tx_bytes.insert(name.clone(), st.tx_bytes);
         }
         c
     }
 
     /// Number of live NAT mappings.
     pub fn mapping_count(&self) -> usize {
-        self.mappings.len()
+        self.nat.len()
     }
 
     /// Number of live flows.
@@ -191,77 +179,71 @@ impl Router {
 
     /// The packet log (oldest first).
     pub fn log_lines(&self) -> impl Iterator<Item = &String> {
-        self.log.iter()
+        self.log.lines()
     }
 
-    fn note(&mut self, now: Instant, iface: usize, what: &str, ip: Option<&Ip4>) {
-        if self.log.len() >= LOG_CAP {
-            self.log.pop_front();
-        }
-        let t = now.saturating_duration_since(self.start).as_secs_f64();
-        let name = &self.cfg.ifaces[iface].name;
-        let line = match ip {
-            Some(ip) => format!(
-                "{t:10.6} {name} {} {}->{} {what}",
-                proto_name(ip.proto),
-                ip.src_sa(),
-                ip.dst_sa()
-            ),
-            None => format!("{t:10.6} {name} {what}"),
-        };
-        self.log.push_back(line);
+    // ---- recording ---------------------------------------------------------
+
+    pub(super) fn note(&mut self, now: Instant, iface: usize, what: &str, ip: Option<&Ip4>) {
+        self.log.note(now, &self.cfg.ifaces[iface].name, what, ip);
     }
 
-    fn drop_pkt(&mut self, now: Instant, iface: usize, reason: &str, ip: Option<&Ip4>) {
-        *self.counters.dropped.entry(reason.to_string()).or_default() += 1;
-        self.note(now, iface, &format!("dropped ({reason})"), ip);
+    fn drop_at(&mut self, now: Instant, iface: usize, why: DropReason, ip: Option<&Ip4>) {
+        *self
+            .counters
+            .dropped
+            .entry(why.as_str().to_string())
+            .or_default() += 1;
+        self.note(now, iface, &format!("dropped ({why})"), ip);
     }
 
-    /// A firewall drop: counted under `reason`, logged with the rule that
+    /// Counts and logs that `p` was dropped, and why.
+    pub(super) fn drop(&mut self, p: &Packet, why: DropReason) {
+        self.drop_at(p.now, p.iface, why, Some(&p.ip));
+    }
+
+    /// A firewall drop: counted under `why`, logged with the rule that
     /// decided (`[rule 2 "comment"]`, or the policy) for the report's ladder.
     fn drop_by_firewall(
         &mut self,
-        now: Instant,
-        iface: usize,
-        reason: &str,
+        p: &Packet,
+        why: DropReason,
         rule: Option<usize>,
         dir: Direction,
-        ip: &Ip4,
     ) {
-        *self.counters.dropped.entry(reason.to_string()).or_default() += 1;
+        *self
+            .counters
+            .dropped
+            .entry(why.as_str().to_string())
+            .or_default() += 1;
+        let fw = &self.cfg.firewall;
         let which = match rule {
-            Some(r) => match self
-                .cfg
-                .firewall
-                .rules
-                .get(r)
-                .and_then(|r| r.comment.as_ref())
-            {
+            Some(r) => match fw.rules.get(r).and_then(|r| r.comment.as_ref()) {
                 Some(c) => format!("rule {r} {c:?}"),
                 None => format!("rule {r}"),
             },
             None => {
-                let (name, p) = match dir {
-                    Direction::In => ("policy_in", self.cfg.firewall.policy_in),
-                    Direction::Out => ("policy_out", self.cfg.firewall.policy_out),
+                let (name, policy) = match dir {
+                    Direction::In => ("policy_in", fw.policy_in),
+                    Direction::Out => ("policy_out", fw.policy_out),
                 };
-                format!("{name} {p:?}").to_lowercase()
+                format!("{name} {policy:?}").to_lowercase()
             }
         };
         self.note(
-            now,
-            iface,
-            &format!("dropped ({reason}) [{which}]"),
-            Some(ip),
+            p.now,
+            p.iface,
+            &format!("dropped ({why}) [{which}]"),
+            Some(&p.ip),
         );
     }
 
-    fn tx(&mut self, iface: usize, frame: Vec<u8>, out: &mut Vec<Output>) {
-        let st = &mut self.if_stats[iface];
-        st[2] += 1;
-        st[3] += frame.len() as u64;
+    pub(super) fn tx(&mut self, iface: usize, frame: Vec<u8>, out: &mut Vec<Output>) {
+        self.if_stats[iface].tx(frame.len());
         out.push(Output { iface, frame });
     }
+
+    // ---- reception ---------------------------------------------------------
 
     /// Handles one received frame.
     pub fn handle(
@@ -275,11 +257,9 @@ impl Router {
             return;
         };
         let me = ifc.mac;
-        let st = &mut self.if_stats[iface];
-        st[0] += 1;
-        st[1] += frame.len() as u64;
+        self.if_stats[iface].rx(frame.len());
         let Some(p) = wire::parse(&frame) else {
-            self.drop_pkt(now, iface, "malformed", None);
+            self.drop_at(now, iface, DropReason::Malformed, None);
             return;
         };
         if p.src_mac == me {
@@ -289,14 +269,22 @@ impl Router {
             return; // for another host on the segment
         }
         match p.kind {
-            Kind::Arp(a) => self.on_arp(iface, a, now, out),
-            Kind::Ipv4(ip) => self.on_ipv4(iface, &mut frame, ip, now, out),
-            Kind::Ipv6 => self.drop_pkt(now, iface, "ipv6 not routed", None),
-            Kind::Other => self.drop_pkt(now, iface, "not ipv4", None),
+            Kind::Arp(a) => self.on_arp(iface, a, out),
+            Kind::Ipv4(ip) => {
+                let p = Packet {
+                    iface,
+                    frame: &mut frame,
+                    ip,
+                    now,
+                };
+                self.on_ipv4(p, out)
+            }
+            Kind::Ipv6 => self.drop_at(now, iface, DropReason::Ipv6, None),
+            Kind::Other => self.drop_at(now, iface, DropReason::NotIpv4, None),
         }
     }
 
-    fn on_arp(&mut self, iface: usize, a: wire::Arp, now: Instant, out: &mut Vec<Output>) {
+    fn on_arp(&mut self, iface: usize, a: wire::Arp, out: &mut Vec<Output>) {
         let ifc = &self.cfg.ifaces[iface];
         if ifc.addr.contains(&a.spa) && a.spa != ifc.addr.addr() {
             self.arp.insert(a.spa, a.sha);
@@ -313,125 +301,138 @@ impl Router {
             let reply = wire::arp_frame(2, ifc.mac, ifc.addr.addr(), a.sha, a.spa);
             self.counters.arp_replies += 1;
             self.tx(iface, reply, out);
-            let _ = now;
         }
     }
 
-    fn our_iface(&self, ip: Ipv4Addr) -> Option<usize> {
+    pub(super) fn our_iface(&self, ip: Ipv4Addr) -> Option<usize> {
         self.cfg.ifaces.iter().position(|i| i.addr.addr() == ip)
     }
 
-    fn route(&self, ip: Ipv4Addr) -> Option<usize> {
+    pub(super) fn route(&self, ip: Ipv4Addr) -> Option<usize> {
         self.cfg.ifaces.iter().position(|i| i.addr.contains(&ip))
     }
 
-    fn side(&self, iface: usize) -> Side {
+    pub(super) fn side(&self, iface: usize) -> Side {
         self.cfg.ifaces[iface].side
     }
 
-    fn on_ipv4(
-        &mut self,
-        iface: usize,
-        frame: &mut Vec<u8>,
-        ip: Ip4,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
-        if ip.fragment {
-            self.drop_pkt(now, iface, "fragment (not reassembled)", Some(&ip));
+    /// The external port choice (ALG expectations use it without NAT too).
+    pub(super) fn port_choice(&self) -> PortChoice {
+        self.cfg
+            .nat
+            .as_ref()
+            .map_or(PortChoice::Preserve, |n| n.ports)
+    }
+
+    fn on_ipv4(&mut self, p: Packet, out: &mut Vec<Output>) {
+        if p.ip.fragment {
+            self.drop(&p, DropReason::Fragment);
             return;
         }
-        if ip.proto == ICMP {
-            if let Some((ty, _)) = ip.l4.and_then(|l| l.icmp) {
+        if p.ip.proto == ICMP {
+            if let Some((ty, _)) = p.ip.l4.and_then(|l| l.icmp) {
                 if matches!(ty, 3 | 11 | 12) {
-                    self.on_icmp_error(iface, frame, ip, now, out);
+                    self.on_icmp_error(p, out);
                     return;
                 }
             }
         }
-        let key = (ip.proto, ip.src_sa(), ip.dst_sa());
-        if let Some(&(id, dir)) = self.index.get(&key) {
-            self.forward_known(iface, frame, ip, id, dir, now, out);
-            return;
+        let key = (p.ip.proto, p.ip.src_sa(), p.ip.dst_sa());
+        match self.conns.lookup(&key) {
+            Some(flow) => self.forward_known(p, flow, out),
+            None => self.new_flow(p, out),
         }
-        self.new_flow(iface, frame, ip, now, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn forward_known(
+    // ---- known flows -------------------------------------------------------
+
+    /// Forwards a packet of flow `(id, dir)`: stateless firewall check, TTL
+    /// and MTU, the ALG, translation, sequence adjustment, then out.
+    pub(super) fn forward_known(
         &mut self,
-        iface: usize,
-        frame: &mut Vec<u8>,
-        mut ip: Ip4,
-        id: u64,
-        dir: Dir,
-        now: Instant,
+        mut p: Packet,
+        (id, dir): (u64, Dir),
         out: &mut Vec<Output>,
     ) {
-        let Some(c) = self.conns.get(&id) else { return };
+        let Some(c) = self.conns.get(id) else { return };
         let (egress, expected_in) = match dir {
             Dir::Orig => (c.out_if, c.in_if),
             Dir::Reply => (c.in_if, c.out_if),
         };
-        if iface != expected_in {
-            self.drop_pkt(now, iface, "flow seen on the wrong interface", Some(&ip));
+        if p.iface != expected_in {
+            self.drop(&p, DropReason::WrongInterface);
             return;
         }
-        if !self.cfg.firewall.stateful {
-            let facts = Facts {
-                dir: c.dir,
-                proto: ip.proto,
-                src: if dir == Dir::Orig {
-                    c.orig_src
-                } else {
-                    c.xlat_dst
-                },
-                dst: if dir == Dir::Orig {
-                    c.xlat_dst
-                } else {
-                    c.orig_src
-                },
-                tcp_flags: ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags),
-                state: CtState::Established,
-            };
-            let v = self.cfg.firewall.judge(&facts);
-            if let Some(r) = v.rule {
-                self.counters.rule_hits[r] += 1;
-            }
-            if v.action != Action::Accept {
-                let d = c.dir;
-                self.drop_by_firewall(now, iface, "firewall", v.rule, d, &ip);
-                return;
-            }
+        if !self.cfg.firewall.stateful && !self.stateless_firewall(&p, id, dir) {
+            return;
         }
-        if !self.check_ttl_mtu(iface, egress, frame, &ip, now, out) {
+        if !self.check_ttl_mtu(&p, egress, out) {
             return;
         }
         // ALG on control connections: may replace the frame.
-        let c = self.conns.get(&id).expect("checked");
-        if c.alg
-            && ip
-                .l4
-                .is_some_and(|l| l.payload_off < (ip.off + ip.total_len).min(frame.len()))
-        {
-            match self.alg_segment(id, dir, frame, &ip, now) {
+        let c = self.conns.get(id).expect("checked");
+        let has_payload =
+            p.ip.l4
+                .is_some_and(|l| l.payload_off < (p.ip.off + p.ip.total_len).min(p.frame.len()));
+        if c.alg && has_payload {
+            match self.alg_segment(id, dir, p.frame, &p.ip, p.now) {
                 AlgOutcome::Keep => {}
                 AlgOutcome::Drop => {
-                    self.drop_pkt(now, iface, "alg blocked EPSV/EPRT", Some(&ip));
+                    self.drop(&p, DropReason::AlgBlocked);
                     return;
                 }
                 AlgOutcome::Replace(new) => {
-                    *frame = new;
-                    match wire::parse(frame).map(|p| p.kind) {
-                        Some(Kind::Ipv4(n)) => ip = n,
+                    *p.frame = new;
+                    match wire::parse(p.frame).map(|x| x.kind) {
+                        Some(Kind::Ipv4(n)) => p.ip = n,
                         _ => return,
                     }
                 }
             }
         }
-        let c = self.conns.get_mut(&id).expect("checked");
-        c.last_seen = now;
-        let tcp_flags = ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags);
+        self.translate_and_emit(p, id, dir, egress, out);
+    }
+
+    /// Without "keep state", every packet goes through the rules (as
+    /// established); returns whether it may pass.
+    fn stateless_firewall(&mut self, p: &Packet, id: u64, dir: Dir) -> bool {
+        let c = self.conns.get(id).expect("checked");
+        let (src, dst) = match dir {
+            Dir::Orig => (c.orig_src, c.xlat_dst),
+            Dir::Reply => (c.xlat_dst, c.orig_src),
+        };
+        let facts = Facts {
+            dir: c.dir,
+            proto: p.ip.proto,
+            src,
+            dst,
+            tcp_flags: p.ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags),
+            state: CtState::Established,
+        };
+        let v = self.cfg.firewall.judge(&facts);
+        if let Some(r) = v.rule {
+            self.counters.rule_hits[r] += 1;
+        }
+        if v.action != Action::Accept {
+            self.drop_by_firewall(p, DropReason::Firewall, v.rule, c.dir);
+            return false;
+        }
+        true
+    }
+
+    /// Updates the flow's state, rewrites addresses, ports and sequence
+    /// numbers, and sends the packet out of `egress`.
+    fn translate_and_emit(
+        &mut self,
+        mut p: Packet,
+        id: u64,
+        dir: Dir,
+        egress: usize,
+        out: &mut Vec<Output>,
+    ) {
+        let c = self.conns.get_mut(id).expect("checked");
+        c.last_seen = p.now;
+        let tcp_flags = p.ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags);
         if dir == Dir::Reply {
             c.seen_reply = true;
         }
@@ -444,66 +445,55 @@ impl Router {
         };
         let adj = c.adj;
         if let Some(m) = c.mapping {
-            if let Some(m) = self.mappings.get_mut(&m) {
-                m.last_used = now;
-            }
+            self.nat.touch(m, p.now);
         }
         // Keep what the sender sent in case the next hop never answers ARP.
-        let origin = (!self.arp.contains_key(new_dst.ip())).then(|| (iface, frame.clone()));
-        rewrite(frame, &mut ip, new_src, new_dst);
-        if let Some(t) = ip.l4.and_then(|l| l.tcp) {
+        let origin = (!self.arp.contains_key(new_dst.ip())).then(|| (p.iface, p.frame.clone()));
+        rewrite(p.frame, &mut p.ip, new_src, new_dst);
+        if let Some(t) = p.ip.l4.and_then(|l| l.tcp) {
             let (mine, theirs) = match dir {
                 Dir::Orig => (adj[0], adj[1]),
                 Dir::Reply => (adj[1], adj[0]),
             };
             if mine.active() {
-                wire::set_tcp_seq(frame, &mut ip, false, mine.seq(t.seq));
+                wire::set_tcp_seq(p.frame, &mut p.ip, false, mine.seq(t.seq));
             }
             if theirs.active() && t.flags & flags::ACK != 0 {
-                wire::set_tcp_seq(frame, &mut ip, true, theirs.ack_back(t.ack));
+                wire::set_tcp_seq(p.frame, &mut p.ip, true, theirs.ack_back(t.ack));
             }
         }
-        self.emit(egress, std::mem::take(frame), ip, origin, now, out);
+        let frame = std::mem::take(p.frame);
+        self.emit(egress, frame, p.ip, origin, p.now, out);
     }
 
     /// TTL and MTU checks before forwarding; sends the ICMP error itself.
-    fn check_ttl_mtu(
-        &mut self,
-        iface: usize,
-        egress: usize,
-        frame: &[u8],
-        ip: &Ip4,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) -> bool {
-        if ip.ttl <= 1 {
-            self.drop_pkt(now, iface, "ttl exceeded", Some(ip));
-            self.icmp_back(iface, frame, ip, 11, 0, [0; 4], out);
+    fn check_ttl_mtu(&mut self, p: &Packet, egress: usize, out: &mut Vec<Output>) -> bool {
+        if p.ip.ttl <= 1 {
+            self.drop(p, DropReason::TtlExceeded);
+            self.icmp_back(p.iface, p.frame, &p.ip, IcmpError::TTL_EXCEEDED, out);
             return false;
         }
-        let mtu = usize::from(self.cfg.ifaces[egress].mtu);
-        if frame.len().saturating_sub(14) > mtu {
-            if ip.df {
-                self.drop_pkt(now, iface, "over mtu (fragmentation needed)", Some(ip));
-                let m = (mtu as u16).to_be_bytes();
-                self.icmp_back(iface, frame, ip, 3, 4, [0, 0, m[0], m[1]], out);
+        let mtu = self.cfg.ifaces[egress].mtu;
+        if p.frame.len().saturating_sub(14) > usize::from(mtu) {
+            if p.ip.df {
+                self.drop(p, DropReason::OverMtuDf);
+                let e = IcmpError::fragmentation_needed(mtu);
+                self.icmp_back(p.iface, p.frame, &p.ip, e, out);
             } else {
-                self.drop_pkt(now, iface, "over mtu (not fragmented)", Some(ip));
+                self.drop(p, DropReason::OverMtu);
             }
             return false;
         }
         true
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn icmp_back(
+    /// Answers the sender of `frame` (received on `iface`) with an ICMP error.
+    pub(super) fn icmp_back(
         &mut self,
         iface: usize,
         frame: &[u8],
         ip: &Ip4,
-        ty: u8,
-        code: u8,
-        extra: [u8; 4],
+        e: IcmpError,
         out: &mut Vec<Output>,
     ) {
         if ip.proto == ICMP
@@ -516,20 +506,22 @@ impl Router {
         }
         let ifc = &self.cfg.ifaces[iface];
         let src_mac = wire::parse(frame).map_or(BROADCAST, |p| p.src_mac);
-        let e = wire::icmp_error(
+        let frame = wire::icmp_error(
             frame,
             ip,
             ifc.addr.addr(),
             ifc.mac,
             src_mac,
-            ty,
-            code,
-            extra,
+            e.ty,
+            e.code,
+            e.extra,
         );
         self.counters.icmp_errors_sent += 1;
-        self.tx(iface, e, out);
+        self.tx(iface, frame, out);
     }
 
+    /// Sends a translated packet out of `egress` to its next hop (queued
+    /// behind an ARP request when the neighbour is not known yet).
     fn emit(
         &mut self,
         egress: usize,
@@ -543,340 +535,82 @@ impl Router {
         self.counters.forwarded += 1;
         let next_hop = ip.dst;
         let my = self.cfg.ifaces[egress].mac;
-        match self.arp.get(&next_hop) {
-            Some(&mac) => {
-                wire::set_macs(&mut frame, my, mac);
-                self.tx(egress, frame, out);
-            }
-            None => {
-                let entry = self.pending.entry(next_hop).or_insert_with(|| Pending {
-                    iface: egress,
-                    frames: Vec::new(),
-                    last_request: now - Duration::from_secs(10),
-                    since: now,
-                });
-                if entry.frames.len() < PENDING_CAP {
-                    entry.frames.push((frame, origin));
-                }
-                if now.duration_since(entry.last_request) >= Duration::from_millis(500) {
-                    entry.last_request = now;
-                    let ifc = &self.cfg.ifaces[egress];
-                    let req = wire::arp_frame(1, ifc.mac, ifc.addr.addr(), [0; 6], next_hop);
-                    self.counters.arp_requests += 1;
-                    self.tx(egress, req, out);
-                }
-            }
+        if let Some(&mac) = self.arp.get(&next_hop) {
+            wire::set_macs(&mut frame, my, mac);
+            self.tx(egress, frame, out);
+            return;
+        }
+        let entry = self.pending.entry(next_hop).or_insert_with(|| Pending {
+            iface: egress,
+            frames: Vec::new(),
+            last_request: now - Duration::from_secs(10),
+            since: now,
+        });
+        if entry.frames.len() < PENDING_CAP {
+            entry.frames.push((frame, origin));
+        }
+        if now.duration_since(entry.last_request) >= Duration::from_millis(500) {
+            entry.last_request = now;
+            let ifc = &self.cfg.ifaces[egress];
+            let req = wire::arp_frame(1, ifc.mac, ifc.addr.addr(), [0; 6], next_hop);
+            self.counters.arp_requests += 1;
+            self.tx(egress, req, out);
         }
     }
 
-    fn new_flow(
-        &mut self,
-        iface: usize,
-        frame: &mut Vec<u8>,
-        ip: Ip4,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
-        let tcp_flags = ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags);
-        if ip.l4.is_none() {
-            self.drop_pkt(now, iface, "no transport header", Some(&ip));
-            return;
-        }
-        let is_syn = tcp_flags & (flags::SYN | flags::ACK) == flags::SYN;
-        let (src, dst) = (ip.src_sa(), ip.dst_sa());
-        // 1. An expected data connection (ALG).
-        if let Some(pos) = self
-            .expects
-            .iter()
-            .position(|e| e.src_ip == ip.src && e.dst == dst && now < e.expires)
-        {
-            if ip.proto == TCP && !is_syn {
-                self.drop_pkt(now, iface, "invalid (no flow, not a SYN)", Some(&ip));
-                return;
-            }
-            let e = self.expects.remove(pos);
-            let Some(out_if) = self.route(*e.to.ip()) else {
-                return;
-            };
-            self.counters.expectations_used += 1;
-            let dir = if self.side(iface) == Side::Outside {
-                Direction::In
-            } else {
-                Direction::Out
-            };
-            if self.firewall_new(iface, &ip, dir, e.to, CtState::Related, frame, now, out) {
-                let id = self.add_conn(
-                    ip.proto, src, dst, src, e.to, iface, out_if, dir, true, None, now,
-                );
-                self.note(now, iface, "new related flow (ALG expectation)", Some(&ip));
-                self.forward_known(iface, frame, ip, id, Dir::Orig, now, out);
-            }
-            return;
-        }
-        // 2. Addressed to the gateway itself.
-        if let Some(own_if) = self.our_iface(ip.dst) {
-            if ip.proto == ICMP && ip.l4.and_then(|l| l.icmp).is_some_and(|(t, _)| t == 8) {
-                let src_mac = wire::parse(frame).map_or(BROADCAST, |p| p.src_mac);
-                if let Some(r) = wire::echo_reply(frame, &ip, self.cfg.ifaces[iface].mac, src_mac) {
-                    self.tx(iface, r, out);
-                }
-                return;
-            }
-            if ip.proto == TCP && !is_syn {
-                self.drop_pkt(now, iface, "invalid (no flow, not a SYN)", Some(&ip));
-                return;
-            }
-            let own_outside = self.side(own_if) == Side::Outside;
-            let fwd = own_outside
-                .then(|| {
-                    self.cfg.forwards.iter().find_map(|f| {
-                        f.map(ip.proto, dst.port())
-                            .map(|p| SocketAddrV4::new(f.to, p))
-                    })
-                })
-                .flatten();
-            match (self.side(iface), fwd) {
-                (Side::Outside, Some(to)) => {
-                    self.open_inbound(iface, frame, ip, to, src, None, now, out);
-                }
-                (Side::Outside, None) => {
-                    // Unsolicited inbound to a NAT mapping?
-                    let mk = self.by_ext.get(&(ip.proto, dst.port())).copied();
-                    let allowed = mk
-                        .and_then(|k| self.mappings.get(&k).map(|m| (k, m)))
-                        .and_then(|(k, m)| {
-                            let nat = self.cfg.nat.as_ref()?;
-                            let ok = match nat.filtering {
-                                Behaviour::EndpointIndependent => true,
-                                Behaviour::AddressDependent => {
-                                    m.remotes.iter().any(|r| r.ip() == &ip.src)
-                                }
-                                Behaviour::AddressAndPortDependent => m.remotes.contains(&src),
-                            };
-                            ok.then_some(k)
-                        });
-                    match allowed {
-                        Some(k) => {
-                            let to = k.internal;
-                            self.open_inbound(iface, frame, ip, to, src, Some(k), now, out);
-                        }
-                        None => {
-                            let why = if mk.is_some() {
-                                "filtered (mapping filtering behaviour)"
-                            } else {
-                                "no mapping or forward"
-                            };
-                            self.unsolicited(iface, frame, &ip, why, now, out);
-                        }
-                    }
-                }
-                (Side::Inside, Some(to)) if self.cfg.nat.as_ref().is_some_and(|n| n.hairpin) => {
-                    // Hairpin: DNAT to the server, SNAT to the public address.
-                    let Some(out_if) = self.route(*to.ip()) else {
-                        return;
-                    };
-                    let Some((mk, ext)) = self.get_mapping(ip.proto, src, to, own_if, now) else {
-                        self.table_full(iface, frame, &ip, now, out);
-                        return;
-                    };
-                    if self.firewall_new(
-                        iface,
-                        &ip,
-                        Direction::Out,
-                        to,
-                        CtState::New,
-                        frame,
-                        now,
-                        out,
-                    ) {
-                        let id = self.add_conn(
-                            ip.proto,
-                            src,
-                            dst,
-                            ext,
-                            to,
-                            iface,
-                            out_if,
-                            Direction::Out,
-                            false,
-                            Some(mk),
-                            now,
-                        );
-                        self.note(now, iface, "new hairpin flow", Some(&ip));
-                        self.forward_known(iface, frame, ip, id, Dir::Orig, now, out);
-                    }
-                }
-                (Side::Inside, Some(_)) => self.drop_pkt(now, iface, "hairpin disabled", Some(&ip)),
-                (Side::Inside, None) => {
-                    self.unsolicited(iface, frame, &ip, "no service on the gateway", now, out)
-                }
-            }
-            return;
-        }
-        // 3. Transit.
-        let Some(egress) = self.route(ip.dst) else {
-            self.drop_pkt(now, iface, "no route", Some(&ip));
-            self.icmp_back(iface, frame, &ip, 3, 0, [0; 4], out);
-            return;
-        };
-        if egress == iface {
-            self.drop_pkt(now, iface, "would leave where it came in", Some(&ip));
-            return;
-        }
-        if ip.proto == TCP && !is_syn {
-            self.drop_pkt(now, iface, "invalid (no flow, not a SYN)", Some(&ip));
-            return;
-        }
-        let dir = if self.side(iface) == Side::Outside {
-            Direction::In
-        } else {
-            Direction::Out
-        };
-        let snat = self.side(iface) == Side::Inside
-            && self.side(egress) == Side::Outside
-            && self.cfg.nat.is_some();
-        if !self.firewall_new(iface, &ip, dir, dst, CtState::New, frame, now, out) {
-            return;
-        }
-        let (xsrc, mk) = if snat {
-            match self.get_mapping(ip.proto, src, dst, egress, now) {
-                Some((mk, ext)) => (ext, Some(mk)),
-                None => {
-                    self.table_full(iface, frame, &ip, now, out);
-                    return;
-                }
-            }
-        } else {
-            (src, None)
-        };
-        let id = self.add_conn(
-            ip.proto, src, dst, xsrc, dst, iface, egress, dir, false, mk, now,
-        );
-        self.note(
-            now,
-            iface,
-            if snat {
-                "new flow (source NAT)"
-            } else {
-                "new flow (routed)"
-            },
-            Some(&ip),
-        );
-        self.forward_known(iface, frame, ip, id, Dir::Orig, now, out);
-    }
+    // ---- refusals ----------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
-    fn open_inbound(
-        &mut self,
-        iface: usize,
-        frame: &mut Vec<u8>,
-        ip: Ip4,
-        to: SocketAddrV4,
-        src: SocketAddrV4,
-        mk: Option<MapKey>,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
-        let Some(out_if) = self.route(*to.ip()) else {
-            self.drop_pkt(now, iface, "forward target unroutable", Some(&ip));
-            return;
-        };
-        if !self.firewall_new(iface, &ip, Direction::In, to, CtState::New, frame, now, out) {
-            return;
-        }
-        if let Some(k) = mk {
-            if let Some(m) = self.mappings.get_mut(&k) {
-                m.refs += 1;
-            }
-        }
-        let id = self.add_conn(
-            ip.proto,
-            src,
-            ip.dst_sa(),
-            src,
-            to,
-            iface,
-            out_if,
-            Direction::In,
-            false,
-            mk,
-            now,
-        );
-        let what = if mk.is_some() {
-            "new inbound flow on a mapping"
-        } else {
-            "new inbound flow (port forward)"
-        };
-        self.note(now, iface, what, Some(&ip));
-        self.forward_known(iface, frame, ip, id, Dir::Orig, now, out);
-    }
-
-    fn unsolicited(
-        &mut self,
-        iface: usize,
-        frame: &[u8],
-        ip: &Ip4,
-        why: &str,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
-        self.drop_pkt(now, iface, why, Some(ip));
+    /// Unsolicited: dropped, and answered when the gateway rejects.
+    pub(super) fn unsolicited(&mut self, p: &Packet, why: DropReason, out: &mut Vec<Output>) {
+        self.drop(p, why);
         if self.cfg.reject_unsolicited {
-            self.reject(iface, frame, ip, out);
+            self.reject(p, out);
         }
     }
 
-    fn table_full(
-        &mut self,
-        iface: usize,
-        frame: &[u8],
-        ip: &Ip4,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
+    /// The mapping table is full: dropped (TCP answered with a RST under
+    /// `full = "rst"`).
+    pub(super) fn table_full(&mut self, p: &Packet, out: &mut Vec<Output>) {
         self.counters.mappings_refused += 1;
-        self.drop_pkt(now, iface, "mapping table full", Some(ip));
-        if self
+        self.drop(p, DropReason::MappingTableFull);
+        let rst = self
             .cfg
             .nat
             .as_ref()
-            .is_some_and(|n| n.full == FullPolicy::Rst)
-            && ip.proto == TCP
-        {
-            self.reject(iface, frame, ip, out);
+            .is_some_and(|n| n.full == FullPolicy::Rst);
+        if rst && p.ip.proto == TCP {
+            self.reject(p, out);
         }
     }
 
-    fn reject(&mut self, iface: usize, frame: &[u8], ip: &Ip4, out: &mut Vec<Output>) {
-        if ip.proto == TCP {
-            let src_mac = wire::parse(frame).map_or(BROADCAST, |p| p.src_mac);
-            if let Some(r) = wire::tcp_rst(ip, self.cfg.ifaces[iface].mac, src_mac) {
-                self.tx(iface, r, out);
+    /// Answers with a TCP RST, or ICMP port unreachable.
+    fn reject(&mut self, p: &Packet, out: &mut Vec<Output>) {
+        if p.ip.proto == TCP {
+            let src_mac = wire::parse(p.frame).map_or(BROADCAST, |x| x.src_mac);
+            if let Some(r) = wire::tcp_rst(&p.ip, self.cfg.ifaces[p.iface].mac, src_mac) {
+                self.tx(p.iface, r, out);
             }
         } else {
-            self.icmp_back(iface, frame, ip, 3, 3, [0; 4], out);
+            self.icmp_back(p.iface, p.frame, &p.ip, IcmpError::PORT_UNREACHABLE, out);
         }
     }
 
-    /// Judges a new flow; on drop/reject counts and answers. Returns whether to go on.
-    #[allow(clippy::too_many_arguments)]
-    fn firewall_new(
+    /// Judges a new flow going `dir` to `post_dnat_dst` in `state`; on drop
+    /// or reject counts and answers. Returns whether to go on.
+    pub(super) fn firewall_new(
         &mut self,
-        iface: usize,
-        ip: &Ip4,
+        p: &Packet,
         dir: Direction,
         post_dnat_dst: SocketAddrV4,
         state: CtState,
-        frame: &[u8],
-        now: Instant,
         out: &mut Vec<Output>,
     ) -> bool {
         let facts = Facts {
             dir,
-            proto: ip.proto,
-            src: ip.src_sa(),
+            proto: p.ip.proto,
+            src: p.ip.src_sa(),
             dst: post_dnat_dst,
-            tcp_flags: ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags),
+            tcp_flags: p.ip.l4.and_then(|l| l.tcp).map_or(0, |t| t.flags),
             state,
         };
         let v = self.cfg.firewall.judge(&facts);
@@ -888,156 +622,21 @@ impl Router {
         match v.action {
             Action::Accept => true,
             Action::Drop => {
-                self.drop_by_firewall(now, iface, "firewall", v.rule, dir, ip);
+                self.drop_by_firewall(p, DropReason::Firewall, v.rule, dir);
                 false
             }
             Action::Reject => {
-                self.drop_by_firewall(now, iface, "firewall (rejected)", v.rule, dir, ip);
-                self.reject(iface, frame, ip, out);
+                self.drop_by_firewall(p, DropReason::FirewallRejected, v.rule, dir);
+                self.reject(p, out);
                 false
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add_conn(
-        &mut self,
-        proto: u8,
-        orig_src: SocketAddrV4,
-        orig_dst: SocketAddrV4,
-        xlat_src: SocketAddrV4,
-        xlat_dst: SocketAddrV4,
-        in_if: usize,
-        out_if: usize,
-        dir: Direction,
-        related: bool,
-        mapping: Option<MapKey>,
-        now: Instant,
-    ) -> u64 {
-        if related {
-            self.counters.related_flows += 1;
-        }
-        let id = self.next_id;
-        self.next_id += 1;
-        let alg = self.cfg.alg != AlgMode::Off
-            && proto == TCP
-            && self.cfg.alg_ports.contains(&xlat_dst.port());
-        self.index
-            .insert((proto, orig_src, orig_dst), (id, Dir::Orig));
-        self.index
-            .insert((proto, xlat_dst, xlat_src), (id, Dir::Reply));
-        if let Some(m) = mapping.and_then(|k| self.mappings.get_mut(&k)) {
-            m.remotes.insert(xlat_dst);
-        }
-        self.conns.insert(
-            id,
-            Conn {
-                proto,
-                orig_src,
-                orig_dst,
-                xlat_src,
-                xlat_dst,
-                in_if,
-                out_if,
-                dir,
-                seen_reply: false,
-                closing: false,
-                last_seen: now,
-                mapping,
-                alg,
-                adj: [SeqAdj::default(); 2],
-            },
-        );
-        self.counters.conns_created += 1;
-        id
-    }
-
-    fn port_taken(&self, proto: u8, port: u16) -> bool {
-        port < 1024
-            || self.by_ext.contains_key(&(proto, port))
-            || self.reserved.contains(&(proto, port))
-            || self
-                .cfg
-                .forwards
-                .iter()
-                .any(|f| f.map(proto, port).is_some())
-    }
-
-    fn alloc_port(&mut self, proto: u8, wanted: u16) -> Option<u16> {
-        let choice = self
-            .cfg
-            .nat
-            .as_ref()
-            .map_or(PortChoice::Preserve, |n| n.ports);
-        if choice == PortChoice::Preserve && !self.port_taken(proto, wanted) {
-            return Some(wanted);
-        }
-        if choice == PortChoice::Random {
-            for _ in 0..64 {
-                let p = self.rng.gen_range(1024..=65535);
-                if !self.port_taken(proto, p) {
-                    return Some(p);
-                }
-            }
-        }
-        for _ in 0..=(65535 - 1024) {
-            let p = self.next_port;
-            self.next_port = if self.next_port == 65535 {
-                1024
-            } else {
-                self.next_port + 1
-            };
-            if !self.port_taken(proto, p) {
-                return Some(p);
-            }
-        }
-        None
-    }
-
-    /// Finds or creates the mapping for `internal` talking to `remote`
-    /// through outside interface `egress`.
-    fn get_mapping(
-        &mut self,
-        proto: u8,
-        internal: SocketAddrV4,
-        remote: SocketAddrV4,
-        egress: usize,
-        now: Instant,
-    ) -> Option<(MapKey, SocketAddrV4)> {
-        let nat = self.cfg.nat.clone()?;
-        let key = MapKey {
-            proto,
-            internal,
-            remote_ip: (nat.mapping != Behaviour::EndpointIndependent).then_some(*remote.ip()),
-            remote_port: (nat.mapping == Behaviour::AddressAndPortDependent)
-                .then_some(remote.port()),
-        };
-        if let Some(m) = self.mappings.get_mut(&key) {
-            m.refs += 1;
-            m.last_used = now;
-            return Some((key, m.ext));
-        }
-        if self.mappings.len() >= nat.max_mappings {
-            return None;
-        }
-        let port = self.alloc_port(proto, internal.port())?;
-        let ext = SocketAddrV4::new(self.cfg.ifaces[egress].addr.addr(), port);
-        self.by_ext.insert((proto, port), key);
-        self.mappings.insert(
-            key,
-            Mapping {
-                ext,
-                remotes: HashSet::new(),
-                refs: 1,
-                last_used: now,
-            },
-        );
-        self.counters.mappings_created += 1;
-        Some((key, ext))
     }
 
     // ---- ALG ---------------------------------------------------------------
 
+    /// The ALG on a segment of control flow `id`: scans, decides
+    /// ([`expect::plan`]), records the expectation and rebuilds the segment.
     fn alg_segment(
         &mut self,
         id: u64,
@@ -1046,15 +645,11 @@ impl Router {
         ip: &Ip4,
         now: Instant,
     ) -> AlgOutcome {
-        let mode = self.cfg.alg;
         let Some(l4) = ip.l4 else {
             return AlgOutcome::Keep;
         };
         let end = (ip.off + ip.total_len).min(frame.len());
         let payload = &frame[l4.payload_off..end];
-        let c = &self.conns[&id];
-        let (orig_src, orig_dst, xlat_src, xlat_dst) =
-            (c.orig_src, c.orig_dst, c.xlat_src, c.xlat_dst);
         let scan = match dir {
             Dir::Orig => alg::scan_client(payload),
             Dir::Reply => alg::scan_server(payload),
@@ -1067,106 +662,36 @@ impl Router {
             }
             Scan::Found(f) => f,
         };
-        let extended = matches!(
-            found,
-            Found::Eprt { .. } | Found::Epsv { .. } | Found::EpsvCmd
-        );
-        if mode == AlgMode::BlockExtended && matches!(found, Found::Eprt { .. } | Found::EpsvCmd) {
-            self.counters.alg_blocked += 1;
-            return AlgOutcome::Drop;
-        }
-        if mode == AlgMode::PasvOnly && extended {
-            self.counters.alg_skipped += 1;
-            return AlgOutcome::Keep;
-        }
-        // What to rewrite, and the expectation it implies.
-        let is_port = matches!(found, Found::Port { .. });
-        let (span, text, expect) = match found {
-            Found::EpsvCmd => return AlgOutcome::Keep,
-            Found::Port { addr, span } | Found::Eprt { addr, span } => {
-                // Client inside behind source NAT, naming its own inside address.
-                if orig_src.ip() == xlat_src.ip() || addr.ip() != orig_src.ip() {
-                    self.counters.alg_skipped += 1;
-                    return AlgOutcome::Keep;
-                }
-                // A retransmitted command maps to the same public port.
-                let existing = self
-                    .expects
-                    .iter()
-                    .find(|e| e.to == addr && e.src_ip == *xlat_dst.ip())
-                    .map(|e| e.dst.port());
-                let Some(port) = existing.or_else(|| self.alloc_port(TCP, addr.port())) else {
-                    return AlgOutcome::Keep;
-                };
-                let public = SocketAddrV4::new(*xlat_src.ip(), port);
-                let text = if is_port {
-                    ftpnat_server::protocol::addr::format_host_port(public)
-                } else {
-                    ftpnat_server::protocol::addr::format_eprt(public.into())
-                };
-                (
-                    span,
-                    text,
-                    Expect {
-                        src_ip: *xlat_dst.ip(),
-                        dst: public,
-                        to: addr,
-                        expires: now + EXPECT_TTL,
-                    },
-                )
+        let choice = self.port_choice();
+        let c = self.conns.get(id).expect("live");
+        let (nat, expects, forwards) = (&mut self.nat, &self.expects, &self.cfg.forwards);
+        let from = *c.xlat_dst.ip();
+        let plan = expect::plan(self.cfg.alg, found, c, now, |to| {
+            expects
+                .port_for(to, from)
+                .or_else(|| nat.alloc_port(TCP, to.port(), choice, forwards))
+        });
+        let rw = match plan {
+            Plan::Pass => return AlgOutcome::Keep,
+            Plan::Skip => {
+                self.counters.alg_skipped += 1;
+                return AlgOutcome::Keep;
             }
-            Found::Pasv { addr, span } => {
-                // Server inside behind a port forward, naming its inside address.
-                if orig_dst.ip() == xlat_dst.ip() || addr.ip() != xlat_dst.ip() {
-                    self.counters.alg_skipped += 1;
-                    return AlgOutcome::Keep;
-                }
-                let public = SocketAddrV4::new(*orig_dst.ip(), addr.port());
-                let text = ftpnat_server::protocol::addr::format_host_port(public);
-                (
-                    span,
-                    text,
-                    Expect {
-                        src_ip: *orig_src.ip(),
-                        dst: public,
-                        to: addr,
-                        expires: now + EXPECT_TTL,
-                    },
-                )
+            Plan::Block => {
+                self.counters.alg_blocked += 1;
+                return AlgOutcome::Drop;
             }
-            Found::Epsv { port, span } => {
-                if orig_dst.ip() == xlat_dst.ip() {
-                    self.counters.alg_skipped += 1;
-                    return AlgOutcome::Keep;
-                }
-                let public = SocketAddrV4::new(*orig_dst.ip(), port);
-                let to = SocketAddrV4::new(*xlat_dst.ip(), port);
-                (
-                    span,
-                    port.to_string(),
-                    Expect {
-                        src_ip: *orig_src.ip(),
-                        dst: public,
-                        to,
-                        expires: now + EXPECT_TTL,
-                    },
-                )
-            }
+            Plan::Rewrite(rw) => rw,
         };
-        let delta = text.len() as i32 - (span.end - span.start) as i32;
-        if mode == AlgMode::SameLengthOnly && delta != 0 {
-            self.counters.alg_skipped += 1;
-            return AlgOutcome::Keep;
-        }
-        self.reserved.insert((TCP, expect.dst.port()));
-        self.expects.retain(|e| e.dst != expect.dst);
-        self.expects.push(expect);
+        let delta = rw.delta();
+        self.nat.reserve(TCP, rw.expect.dst.port());
+        self.expects.insert(rw.expect);
         self.counters.expectations_created += 1;
         self.counters.alg_rewrites += 1;
-        let new_payload = alg::splice(payload, &span, &text);
+        let new_payload = alg::splice(payload, &rw.span, &rw.text);
         let seq = l4.tcp.map_or(0, |t| t.seq);
         if delta != 0 {
-            let c = self.conns.get_mut(&id).expect("live");
+            let c = self.conns.get_mut(id).expect("live");
             c.adj[if dir == Dir::Orig { 0 } else { 1 }].record(seq, delta);
         }
         match wire::rebuild_tcp(frame, ip, &new_payload) {
@@ -1177,47 +702,44 @@ impl Router {
 
     // ---- ICMP errors -------------------------------------------------------
 
-    fn on_icmp_error(
-        &mut self,
-        iface: usize,
-        frame: &mut Vec<u8>,
-        mut ip: Ip4,
-        now: Instant,
-        out: &mut Vec<Output>,
-    ) {
-        let Some(l4) = ip.l4 else { return };
-        let Some(inner) = wire::parse_embedded(frame, l4.payload_off) else {
-            self.drop_pkt(now, iface, "icmp error without a quote", Some(&ip));
+    /// An ICMP error about a flow: the quoted packet is translated back to
+    /// what its sender knows, and the error forwarded to it.
+    fn on_icmp_error(&mut self, mut p: Packet, out: &mut Vec<Output>) {
+        let Some(l4) = p.ip.l4 else { return };
+        let Some(inner) = wire::parse_embedded(p.frame, l4.payload_off) else {
+            self.drop(&p, DropReason::IcmpWithoutQuote);
             return;
         };
         let key = (inner.proto, inner.dst_sa(), inner.src_sa());
-        let Some(&(id, dir)) = self.index.get(&key) else {
-            if self.our_iface(ip.dst).is_none() {
-                if let Some(egress) = self.route(ip.dst).filter(|e| *e != iface) {
-                    self.emit(egress, std::mem::take(frame), ip, None, now, out);
+        let Some((id, dir)) = self.conns.lookup(&key) else {
+            if self.our_iface(p.ip.dst).is_none() {
+                if let Some(egress) = self.route(p.ip.dst).filter(|e| *e != p.iface) {
+                    let frame = std::mem::take(p.frame);
+                    self.emit(egress, frame, p.ip, None, p.now, out);
                     return;
                 }
             }
-            self.drop_pkt(now, iface, "icmp error for no known flow", Some(&ip));
+            self.drop(&p, DropReason::IcmpForNoFlow);
             return;
         };
-        let c = &self.conns[&id];
+        let c = self.conns.get(id).expect("indexed");
         // The quoted packet travelled the other way: restore what that side knows.
         let (egress, in_src, in_dst, outer_dst) = match dir {
             Dir::Reply => (c.in_if, c.orig_src, c.orig_dst, *c.orig_src.ip()),
             Dir::Orig => (c.out_if, c.xlat_dst, c.xlat_src, *c.xlat_src.ip()),
         };
-        wire::set_embedded(frame, &inner, true, *in_src.ip(), in_src.port());
-        wire::set_embedded(frame, &inner, false, *in_dst.ip(), in_dst.port());
-        if self.side(egress) == Side::Outside && self.side(iface) == Side::Inside {
+        wire::set_embedded(p.frame, &inner, true, *in_src.ip(), in_src.port());
+        wire::set_embedded(p.frame, &inner, false, *in_dst.ip(), in_dst.port());
+        if self.side(egress) == Side::Outside && self.side(p.iface) == Side::Inside {
             let me = self.cfg.ifaces[egress].addr.addr();
-            wire::set_addr(frame, &mut ip, true, me);
+            wire::set_addr(p.frame, &mut p.ip, true, me);
         }
-        wire::set_addr(frame, &mut ip, false, outer_dst);
-        wire::recompute_icmp_error(frame, &ip, &inner);
+        wire::set_addr(p.frame, &mut p.ip, false, outer_dst);
+        wire::recompute_icmp_error(p.frame, &p.ip, &inner);
         self.counters.icmp_errors_translated += 1;
-        self.note(now, iface, "icmp error translated", Some(&ip));
-        self.emit(egress, std::mem::take(frame), ip, None, now, out);
+        self.note(p.now, p.iface, "icmp error translated", Some(&p.ip));
+        let frame = std::mem::take(p.frame);
+        self.emit(egress, frame, p.ip, None, p.now, out);
     }
 
     // ---- timers ------------------------------------------------------------
@@ -1231,52 +753,22 @@ impl Router {
             .as_ref()
             .map(|n| n.timeouts)
             .unwrap_or_default();
-        let expired: Vec<u64> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| {
-                let ttl = match (c.proto, c.seen_reply && !c.closing) {
-                    (TCP, true) => t.tcp_established,
-                    (TCP, false) => t.tcp_transitory,
-                    _ => t.udp,
-                };
-                now.saturating_duration_since(c.last_seen) >= Duration::from_secs(ttl)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let c = self.conns.remove(&id).expect("listed");
-            self.index.remove(&(c.proto, c.orig_src, c.orig_dst));
-            self.index.remove(&(c.proto, c.xlat_dst, c.xlat_src));
-            if let Some(m) = c.mapping.and_then(|k| self.mappings.get_mut(&k)) {
-                m.refs = m.refs.saturating_sub(1);
+        for c in self.conns.expire(now, &t) {
+            if let Some(m) = c.mapping {
+                self.nat.release(m);
             }
             self.counters.conns_expired += 1;
         }
-        let udp_ttl = Duration::from_secs(t.udp.min(t.tcp_transitory));
-        let dead: Vec<MapKey> = self
-            .mappings
-            .iter()
-            .filter(|(_, m)| m.refs == 0 && now.saturating_duration_since(m.last_used) >= udp_ttl)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in dead {
-            if let Some(m) = self.mappings.remove(&k) {
-                self.by_ext.remove(&(k.proto, m.ext.port()));
-                self.counters.mappings_expired += 1;
-            }
+        let idle = Duration::from_secs(t.udp.min(t.tcp_transitory));
+        self.counters.mappings_expired += self.nat.expire(now, idle);
+        for port in self.expects.expire(now) {
+            self.nat.unreserve(TCP, port);
         }
-        let before = self.expects.len();
-        let reserved = &mut self.reserved;
-        self.expects.retain(|e| {
-            let live = now < e.expires;
-            if !live {
-                reserved.remove(&(TCP, e.dst.port()));
-            }
-            live
-        });
-        let _ = before;
-        // Neighbours silent for 3 s: drop their queue, tell each sender.
+        self.expire_neighbours(now, out);
+    }
+
+    /// Neighbours silent for 3 s: drop their queue, tell each sender.
+    fn expire_neighbours(&mut self, now: Instant, out: &mut Vec<Output>) {
         let stale: Vec<Ipv4Addr> = self
             .pending
             .iter()
@@ -1290,12 +782,12 @@ impl Router {
             *self
                 .counters
                 .dropped
-                .entry("neighbour unreachable (no ARP reply)".into())
+                .entry(DropReason::NeighbourUnreachable.as_str().into())
                 .or_default() += p.frames.len() as u64;
             for (_, origin) in p.frames {
                 if let Some((ingress, orig)) = origin {
                     if let Some(Kind::Ipv4(oip)) = wire::parse(&orig).map(|x| x.kind) {
-                        self.icmp_back(ingress, &orig, &oip, 3, 1, [0; 4], out);
+                        self.icmp_back(ingress, &orig, &oip, IcmpError::HOST_UNREACHABLE, out);
                     }
                 }
             }
@@ -1303,12 +795,8 @@ impl Router {
     }
 }
 
-enum AlgOutcome {
-    Keep,
-    Drop,
-    Replace(Vec<u8>),
-}
-
+/// Rewrites a packet's addresses and ports to `src` → `dst` (ICMP: the
+/// identifier stands for the source port).
 fn rewrite(frame: &mut [u8], ip: &mut Ip4, src: SocketAddrV4, dst: SocketAddrV4) {
     if ip.src != *src.ip() {
         wire::set_addr(frame, ip, true, *src.ip());
@@ -1329,15 +817,5 @@ fn rewrite(frame: &mut [u8], ip: &mut Ip4, src: SocketAddrV4, dst: SocketAddrV4)
         if l4.dport != dst.port() {
             wire::set_port(frame, ip, false, dst.port());
         }
-    }
-}
-
-/// Name of a protocol number.
-pub fn proto_name(p: u8) -> &'static str {
-    match p {
-        TCP => "tcp",
-        UDP => "udp",
-        ICMP => "icmp",
-        _ => "ip",
     }
 }
