@@ -17,6 +17,7 @@ pub mod actor;
 pub mod client;
 pub mod confine;
 pub mod engine;
+pub mod error;
 pub mod outcome;
 pub mod profile;
 pub mod report;

@@ -25,6 +25,35 @@ pub enum Status {
     Unsupported,
 }
 
+/// Why a scenario was not run, by cause (its status follows from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotRun {
+    /// The server kind has no equivalent of a setting the scenario uses.
+    ServerUnsupported,
+    /// The kernel engine cannot express a gateway setting.
+    NotExpressible,
+    /// The server's profile says it cannot run the scenario.
+    Profile,
+    /// A program this machine lacks.
+    Missing,
+    /// Set-up failed.
+    Failed,
+}
+
+impl NotRun {
+    /// The status of a scenario not run for this cause: what a server or
+    /// engine cannot do is "not supported"; the rest is an error.
+    pub fn status(self) -> Status {
+        match self {
+            NotRun::ServerUnsupported | NotRun::NotExpressible | NotRun::Profile => {
+                Status::Unsupported
+            }
+            NotRun::Missing | NotRun::Failed => Status::Error,
+        }
+    }
+}
+
 /// One step's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct StepResult {
@@ -74,6 +103,9 @@ pub struct ScenarioResult {
     /// What the server profile changed (steps not run, and why).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Why it was not run (status `unsupported` or `error` at set-up).
+    #[serde(skip)]
+    pub not_run: Option<NotRun>,
     /// Gateway counters by gateway.
     #[serde(skip)]
     pub gateways: BTreeMap<String, Counters>,

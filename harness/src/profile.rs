@@ -32,9 +32,12 @@ use std::{collections::BTreeMap, path::Path};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::scenario::{
-    resolve::{Action, Step},
-    Scenario,
+use crate::{
+    error::SetupError,
+    scenario::{
+        resolve::{Action, Step},
+        Scenario,
+    },
 };
 
 /// The expected reply at one point.
@@ -194,14 +197,14 @@ impl Profile {
 
     /// `sc` as this server should pass it, with notes on the steps left
     /// out (checks of the reference server's log lines when the server does
-    /// not write them), or why it cannot run it at all (a message containing
-    /// "not supported by this server").
-    pub fn apply(&self, sc: &Scenario) -> Result<(Scenario, Vec<String>), String> {
+    /// not write them), or why it cannot run it at all
+    /// ([`SetupError::NotInProfile`]).
+    pub fn apply(&self, sc: &Scenario) -> Result<(Scenario, Vec<String>), SetupError> {
         let nope = |why: String| {
-            Err(format!(
-                "not supported by this server (profile {}): {why}",
-                self.name
-            ))
+            Err(SetupError::NotInProfile {
+                profile: self.name.clone(),
+                why,
+            })
         };
         if let Some(why) = self.unsupported.get(&sc.name) {
             return nope(why.clone());
@@ -220,7 +223,7 @@ impl Profile {
                 continue;
             };
             let set = toml::Value::try_from(&server.config)
-                .map_err(|e| format!("server config of {}: {e}", h.name))?;
+                .map_err(|e| SetupError::Failed(format!("server config of {}: {e}", h.name)))?;
             for key in set_keys(&set) {
                 let allowed = self.settings.as_ref().is_none_or(|s| s.contains(&key));
                 if allowed {
@@ -268,7 +271,7 @@ impl Profile {
             keep
         });
         for s in &mut out.steps {
-            self.override_step(s)?;
+            self.override_step(s).map_err(SetupError::Failed)?;
         }
         let last = out.steps.iter().position(|s| {
             s.point

@@ -29,40 +29,20 @@
 
 use std::{
     collections::BTreeMap,
+    net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
+    process::Command,
 };
 
 use ftpnat_server::config::{ForeignAddress, RawConfig};
 
-use super::daemon::{self, Daemon};
-use crate::topology::Netns;
+use super::{daemon, RealServer, Site};
+use crate::error::SetupError;
 
-/// A user's server: its command line and config template.
-#[derive(Debug, Clone)]
-pub struct CommandSpec {
-    /// Program and arguments (placeholders allowed).
-    pub argv: Vec<String>,
-    /// Template file, if any.
-    pub template: Option<PathBuf>,
-}
+/// How messages name a command server.
+const WHAT: &str = "this server (command)";
 
-impl CommandSpec {
-    /// Parses `command:PROGRAM ARGS…` (shell quoting rules) and an optional
-    /// template path.
-    pub fn parse(server: &str, template: Option<PathBuf>) -> Result<CommandSpec, String> {
-        let line = server
-            .strip_prefix("command:")
-            .ok_or_else(|| format!("--server {server:?}: expected command:PROGRAM [ARGS…]"))?;
-        let argv = shlex::split(line)
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| format!("--server {server:?}: unbalanced quotes"))?;
-        if let Some(t) = &template {
-            std::fs::metadata(t).map_err(|e| format!("--server-config {}: {e}", t.display()))?;
-        }
-        Ok(CommandSpec { argv, template })
-    }
-}
+pub use crate::scenario::command::CommandSpec;
 
 /// The placeholder values for `raw`, or the first setting a command server
 /// cannot be given.
@@ -72,9 +52,9 @@ pub fn values(
     dir: &Path,
     log: &Path,
     config: &Path,
-) -> Result<BTreeMap<&'static str, String>, String> {
-    let unsupported = |k: &str| Err(format!("{k} is not supported by this server (command)"));
-    daemon::reject_reference_only(raw, "this server (command)")?;
+) -> Result<BTreeMap<&'static str, String>, SetupError> {
+    let unsupported = |k: &str| Err(SetupError::unsupported(WHAT, k));
+    daemon::reject_reference_only(raw, WHAT)?;
     if raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {
         return unsupported("tls_required/tls_session_reuse");
     }
@@ -101,8 +81,8 @@ pub fn values(
             return unsupported("allow_foreign_address as a list of networks")
         }
     };
-    let addr = daemon::listen_addr(raw, "this server (command)")?;
-    let masq = daemon::masquerade_ip(raw, "this server (command)")?;
+    let addr = daemon::listen_addr(raw, WHAT)?;
+    let masq = daemon::masquerade_ip(raw, WHAT)?;
     let (lo, hi) = raw.passive_ports.map_or((0, 0), |[l, h]| (l, h));
     let mut v = BTreeMap::new();
     v.insert("listen_ip", addr.ip().to_string());
@@ -176,47 +156,57 @@ fn line_of(text: &str, rest: &str, i: usize) -> usize {
     ftpnat_server::config::line_col(text, text.len() - rest.len() + i).0
 }
 
-/// Renders the template and command line and starts the server in `ns`.
-pub fn start(
-    spec: &CommandSpec,
-    ns: Arc<Netns>,
-    raw: &RawConfig,
-    root: &Path,
-    dir: &Path,
-    label: &str,
-) -> Result<Daemon, String> {
-    let state = dir.join(format!("{label}-command"));
-    std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-    let log = dir.join(format!("{label}-server.log"));
-    std::fs::write(&log, "").map_err(|e| e.to_string())?;
-    let ext = spec
-        .template
-        .as_ref()
-        .and_then(|t| t.extension())
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .unwrap_or_default();
-    let config = state.join(format!("server-config{ext}"));
-    let values = values(raw, root, &state, &log, &config)?;
-    if let Some(t) = &spec.template {
-        let text = std::fs::read_to_string(t).map_err(|e| format!("{}: {e}", t.display()))?;
-        let rendered = render(&text, &values, &t.display().to_string())?;
-        std::fs::write(&config, rendered).map_err(|e| e.to_string())?;
+impl RealServer for CommandSpec {
+    fn name(&self) -> &'static str {
+        "command"
     }
-    let mut argv = spec
-        .argv
-        .iter()
-        .map(|a| render(a, &values, "--server"))
-        .collect::<Result<Vec<_>, _>>()?;
-    if spec.template.is_some() && !spec.argv.iter().any(|a| a.contains("{{config}}")) {
-        argv.push(config.display().to_string());
+
+    /// The program is the command line's first word (found by the shell's
+    /// rules when the child starts).
+    fn binary(&self) -> Result<PathBuf, SetupError> {
+        Ok(PathBuf::from(&self.argv[0]))
     }
-    let addr: std::net::SocketAddr = format!("{}:{}", values["listen_ip"], values["listen_port"])
-        .parse()
-        .or_else(|_| format!("[{}]:{}", values["listen_ip"], values["listen_port"]).parse())
-        .map_err(|e| format!("listen address: {e}"))?;
-    let mut cmd = std::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..]);
-    Daemon::start(ns, cmd, addr, dir, label, "command", log)
+
+    /// Renders the template (into a private state folder) and the command
+    /// line; the template's path is appended unless the line names
+    /// `{{config}}`.
+    fn command(
+        &self,
+        _bin: &Path,
+        raw: &RawConfig,
+        site: &Site,
+    ) -> Result<(Command, SocketAddr), SetupError> {
+        let state = site.dir.join(format!("{}-command", site.label));
+        std::fs::create_dir_all(&state).map_err(SetupError::io(state.display()))?;
+        let ext = self
+            .template
+            .as_ref()
+            .and_then(|t| t.extension())
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let config = state.join(format!("server-config{ext}"));
+        let values = values(raw, site.root, &state, site.log, &config)?;
+        if let Some(t) = &self.template {
+            let text = std::fs::read_to_string(t).map_err(SetupError::io(t.display()))?;
+            let rendered = render(&text, &values, &t.display().to_string())?;
+            std::fs::write(&config, rendered).map_err(SetupError::io(config.display()))?;
+        }
+        let mut argv = self
+            .argv
+            .iter()
+            .map(|a| render(a, &values, "--server"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if self.template.is_some() && !self.argv.iter().any(|a| a.contains("{{config}}")) {
+            argv.push(config.display().to_string());
+        }
+        let addr: SocketAddr = format!("{}:{}", values["listen_ip"], values["listen_port"])
+            .parse()
+            .or_else(|_| format!("[{}]:{}", values["listen_ip"], values["listen_port"]).parse())
+            .map_err(|e| SetupError::Failed(format!("listen address: {e}")))?;
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        Ok((cmd, addr))
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +251,10 @@ mod tests {
             Path::new("/c"),
         )
         .unwrap_err();
-        assert!(e.contains("not supported by this server"), "{e}");
+        assert!(
+            matches!(e, SetupError::Unsupported { ref key, .. } if key == "passive_exhausted"),
+            "{e}"
+        );
         assert!(CommandSpec::parse("python3 x.py", None).is_err());
         let s = CommandSpec::parse("command:python3 '/a b/x.py' {{config}}", None).unwrap();
         assert_eq!(s.argv, vec!["python3", "/a b/x.py", "{{config}}"]);

@@ -1,7 +1,10 @@
-//! What every real FTP server actor shares: finding the binary (system
-//! path, or the Debian package `ci/test.sh` unpacked under `target/peers`),
-//! starting it inside the host's namespace as a child process, waiting until
-//! its control port answers 220, its log, and stopping it by PID.
+//! The one launch path of every real FTP server ([`launch`]): find the
+//! binary (system path, or the Debian package `ci/test.sh` unpacked under
+//! `target/peers`), give the anonymous account the upload folders, let the
+//! server kind write its config, start it inside the host's namespace as a
+//! child process, wait until its control port answers 220; then its log,
+//! and stopping it by PID ([`Daemon`]). Also the key checks the kinds
+//! share (listen address, masquerade address, reference-only keys).
 
 use std::{
     io::{BufRead, BufReader},
@@ -14,11 +17,15 @@ use std::{
 
 use ftpnat_server::config::RawConfig;
 
-use crate::topology::{Netns, NsProcess};
+use super::{RealServer, Site};
+use crate::{
+    error::SetupError,
+    topology::{Netns, NsProcess},
+};
 
 /// Locates a server binary: `$ENV_VAR`, then `system`, then
 /// `target/peers/<peer>` in the current directory or any parent.
-pub fn binary(env_var: &str, system: &str, peer: &str, name: &str) -> Result<PathBuf, String> {
+pub fn binary(env_var: &str, system: &str, peer: &str, name: &str) -> Result<PathBuf, SetupError> {
     if let Ok(p) = std::env::var(env_var) {
         return Ok(PathBuf::from(p));
     }
@@ -31,44 +38,54 @@ pub fn binary(env_var: &str, system: &str, peer: &str, name: &str) -> Result<Pat
             }
         }
     }
-    candidates.into_iter().find(|p| p.exists()).ok_or_else(|| {
-        format!("{name} not found: run ci/test.sh (it unpacks Debian's {name} into target/peers), or set {env_var}")
-    })
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| SetupError::Missing {
+            tool: name.into(),
+            install: format!(
+                "run ci/test.sh (it unpacks Debian's {name} into target/peers), or set {env_var}"
+            ),
+        })
 }
 
 /// The single listen address of `raw` (default `0.0.0.0:21`), or the error
 /// saying `name` cannot listen on several.
-pub fn listen_addr(raw: &RawConfig, name: &str) -> Result<SocketAddr, String> {
+pub fn listen_addr(raw: &RawConfig, name: &str) -> Result<SocketAddr, SetupError> {
     let listen = raw
         .listen
         .clone()
         .unwrap_or_else(|| vec!["0.0.0.0:21".into()]);
     if listen.len() != 1 {
-        return Err(format!(
-            "more than one listen address is not supported by {name}"
+        return Err(SetupError::unsupported(
+            name,
+            "more than one listen address",
         ));
     }
     listen[0]
         .parse()
-        .map_err(|_| format!("listen {:?} is not an address", listen[0]))
+        .map_err(|_| SetupError::Failed(format!("listen {:?} is not an address", listen[0])))
 }
 
 /// The masquerade address as an IP literal (`None` when unset or "none"), or
 /// the error saying `name` would resolve a name with the system resolver
 /// (a real DNS query, which a scenario must never make).
-pub fn masquerade_ip(raw: &RawConfig, name: &str) -> Result<Option<IpAddr>, String> {
+pub fn masquerade_ip(raw: &RawConfig, name: &str) -> Result<Option<IpAddr>, SetupError> {
     match raw.masquerade_address.as_deref() {
         None | Some("none") => Ok(None),
         Some(m) => m.parse().map(Some).map_err(|_| {
-            format!("masquerade_address as a DNS name is not supported by {name} (it resolves with the system resolver)")
+            SetupError::unsupported(
+                name,
+                "masquerade_address as a DNS name (it resolves with the system resolver)",
+            )
         }),
     }
 }
 
 /// Keys no real server kind takes from a scenario (they are the reference
 /// server's own extensions); the first one set is named in the error.
-pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> {
-    let unsupported = |k: &str| Err(format!("{k} is not supported by {name}"));
+pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), SetupError> {
+    let unsupported = |k: &str| Err(SetupError::unsupported(name, k));
     if !raw.class.is_empty() {
         return unsupported("[[class]] (per-client masquerade)");
     }
@@ -93,7 +110,7 @@ pub fn reject_reference_only(raw: &RawConfig, name: &str) -> Result<(), String> 
 /// With `anonymous_upload = true`, gives every folder below `root` (not
 /// `root` itself: vsftpd refuses a writable anonymous root) to uid/gid 1,
 /// the anonymous account of the real servers, so uploads into them work.
-pub fn prepare_uploads(raw: &RawConfig, root: &Path) -> Result<(), String> {
+pub fn prepare_uploads(raw: &RawConfig, root: &Path) -> Result<(), SetupError> {
     fn give(dir: &Path) -> std::io::Result<()> {
         for e in std::fs::read_dir(dir)? {
             let p = e?.path();
@@ -107,15 +124,34 @@ pub fn prepare_uploads(raw: &RawConfig, root: &Path) -> Result<(), String> {
     if raw.anonymous_upload != Some(true) {
         return Ok(());
     }
-    give(root).map_err(|e| format!("{}: {e}", root.display()))
+    give(root).map_err(SetupError::io(root.display()))
 }
 
-/// Rejects FTPS settings for a server kind that does not do FTPS here.
-pub fn reject_tls(raw: &RawConfig, name: &str) -> Result<(), String> {
-    if raw.tls_cert.is_some() || raw.tls_required.is_some() || raw.tls_session_reuse.is_some() {
-        return Err(format!("FTPS (tls) is not supported by {name}"));
-    }
-    Ok(())
+/// Starts `server` for `raw` in `ns`: its binary, an empty log at
+/// `dir/<label>-server.log`, upload folders, its config and command line,
+/// then the child process; returns once the control port answers 220
+/// (within 5 s). The one start-up path of every real server kind.
+pub fn launch(
+    server: &dyn RealServer,
+    ns: Arc<Netns>,
+    raw: &RawConfig,
+    root: &Path,
+    dir: &Path,
+    label: &str,
+) -> Result<Daemon, SetupError> {
+    let bin = server.binary()?;
+    let log = dir.join(format!("{label}-server.log"));
+    std::fs::write(&log, "").map_err(SetupError::io(log.display()))?;
+    prepare_uploads(raw, root)?;
+    let site = Site {
+        ns: &ns,
+        root,
+        dir,
+        label,
+        log: &log,
+    };
+    let (cmd, addr) = server.command(&bin, raw, &site)?;
+    Daemon::start(ns, cmd, addr, dir, label, server.name(), log)
 }
 
 /// A real FTP server running as a child process in a host's namespace.
@@ -138,11 +174,12 @@ impl Daemon {
         label: &str,
         name: &'static str,
         log_path: PathBuf,
-    ) -> Result<Daemon, String> {
-        ns.command(&mut cmd).map_err(|e| e.to_string())?;
+    ) -> Result<Daemon, SetupError> {
+        ns.command(&mut cmd)
+            .map_err(SetupError::io(format!("entering {}", ns.name())))?;
         let program = cmd.get_program().to_string_lossy().into_owned();
         let proc = NsProcess::spawn(cmd, dir, &format!("{label}-{name}"))
-            .map_err(|e| format!("{program}: {e}"))?;
+            .map_err(SetupError::io(&program))?;
         let probe = if addr.ip().is_unspecified() {
             let lo: IpAddr = if addr.is_ipv6() {
                 std::net::Ipv6Addr::LOCALHOST.into()
@@ -169,18 +206,21 @@ impl Daemon {
                     BufReader::new(s).read_line(&mut line)?;
                     Ok(line.starts_with("220"))
                 })
-                .map_err(|e| e.to_string())?;
+                .map_err(SetupError::io(format!("probing {probe}")))?;
             if matches!(ready, Ok(true)) {
                 return Ok(d);
             }
             if let Some(st) = d.proc.exited() {
-                return Err(format!("{name} exited ({st}): {}", d.proc.stderr().trim()));
+                return Err(SetupError::Failed(format!(
+                    "{name} exited ({st}): {}",
+                    d.proc.stderr().trim()
+                )));
             }
             if Instant::now() >= deadline {
-                return Err(format!(
+                return Err(SetupError::Failed(format!(
                     "{name} did not answer 220 on {probe} within 5 s: {}",
                     d.proc.stderr().trim()
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

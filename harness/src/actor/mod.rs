@@ -1,15 +1,17 @@
-//! Actors that run inside hosts: the in-process reference server, and real
-//! FTP servers (vsftpd, ProFTPD, Pure-FTPd, a user's `command`) as child
-//! processes.
+//! Actors that run inside hosts: FTP servers.
 //!
-//! [`start_process`] is the one place a server kind maps onto the actor
-//! that starts it as a process; the runner and the tools call it.
-
-use std::{path::Path, sync::Arc};
-
-use ftpnat_server::config::RawConfig;
-
-use crate::{scenario::resolve::ServerKind, topology::Netns};
+//! * [`reference`] — the reference server, in-process (scenarios), or as
+//!   the `ftpnat-server` program ([`reference::Program`], the speed tool).
+//! * Real servers, each a [`RealServer`]: [`vsftpd`], [`proftpd`],
+//!   [`pureftpd`] and [`command`] (any program with a config template). A
+//!   server file holds only what is its own — where the binary is, how the
+//!   scenario's keys map to its configuration, and which keys it has no
+//!   equivalent for ([`crate::error::SetupError::Unsupported`]); the start-up
+//!   itself is [`daemon::launch`], one path for all.
+//!
+//! [`real_server`] maps a scenario's server kind to its implementation:
+//! the one place that knows every kind. Adding a kind is a new file with a
+//! [`RealServer`] and a line there.
 
 pub mod command;
 pub mod daemon;
@@ -18,24 +20,65 @@ pub mod pureftpd;
 pub mod reference;
 pub mod vsftpd;
 
-/// Starts a real server (or the user's `command`, which takes precedence
-/// over `kind`) in `ns`, serving `root`, with its files under `dir` named
-/// after `label`. `None` for the reference server, which the caller runs
-/// its own way (in-process for scenarios, the binary for `speed`).
-pub fn start_process(
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use ftpnat_server::config::RawConfig;
+
+use crate::{error::SetupError, scenario::resolve::ServerKind, topology::Netns};
+
+/// Where a real server starts: its host's namespace, the served tree and
+/// the run's folder.
+#[derive(Debug)]
+pub struct Site<'a> {
+    /// The host's namespace.
+    pub ns: &'a Netns,
+    /// The served tree (the scenario's files).
+    pub root: &'a Path,
+    /// The run's folder: configs, state, logs go here.
+    pub dir: &'a Path,
+    /// File-name-safe host name, the prefix of its files in `dir`.
+    pub label: &'a str,
+    /// The (empty) log file the server should write: what `check` reads.
+    pub log: &'a Path,
+}
+
+/// An FTP server that runs as a child process in a host's namespace.
+pub trait RealServer: std::fmt::Debug + Send + Sync {
+    /// Its name (file names, log, messages).
+    fn name(&self) -> &'static str;
+
+    /// The program to run (`SetupError::Missing` when the machine lacks it).
+    fn binary(&self) -> Result<PathBuf, SetupError>;
+
+    /// Writes the server's configuration for `raw` under `site.dir` and
+    /// returns its command line and control address; or the first setting
+    /// it cannot honour.
+    fn command(
+        &self,
+        bin: &Path,
+        raw: &RawConfig,
+        site: &Site,
+    ) -> Result<(Command, SocketAddr), SetupError>;
+}
+
+/// The real server a scenario's server runs as: the user's `command`
+/// when given, else the kind's own; `None` for the in-process reference
+/// server.
+pub fn real_server(
     kind: ServerKind,
     command: Option<&command::CommandSpec>,
-    ns: Arc<Netns>,
-    raw: &RawConfig,
-    root: &Path,
-    dir: &Path,
-    label: &str,
-) -> Option<Result<daemon::Daemon, String>> {
-    Some(match (command, kind) {
-        (Some(cmd), _) => command::start(cmd, ns, raw, root, dir, label),
-        (None, ServerKind::Reference) => return None,
-        (None, ServerKind::Vsftpd) => vsftpd::start(ns, raw, root, dir, label),
-        (None, ServerKind::Proftpd) => proftpd::start(ns, raw, root, dir, label),
-        (None, ServerKind::PureFtpd) => pureftpd::start(ns, raw, root, dir, label),
-    })
+) -> Option<Box<dyn RealServer>> {
+    if let Some(c) = command {
+        return Some(Box::new(c.clone()));
+    }
+    match kind {
+        ServerKind::Reference => None,
+        ServerKind::Vsftpd => Some(Box::new(vsftpd::Vsftpd)),
+        ServerKind::Proftpd => Some(Box::new(proftpd::Proftpd)),
+        ServerKind::PureFtpd => Some(Box::new(pureftpd::PureFtpd)),
+    }
 }

@@ -19,24 +19,21 @@
 //! module path is needed). Anonymous logins map to the `daemon` account.
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
+    process::Command,
 };
 
 use ftpnat_server::config::{ExhaustedPolicy, ForeignAddress, RawConfig};
 
-use super::daemon::{self, Daemon};
-use crate::topology::Netns;
+use super::{daemon, RealServer, Site};
+use crate::{error::SetupError, topology::Netns};
 
-/// Locates the proftpd binary.
-pub fn binary() -> Result<PathBuf, String> {
-    daemon::binary(
-        "FTPNAT_PROFTPD",
-        "/usr/sbin/proftpd",
-        "proftpd/usr/sbin/proftpd",
-        "proftpd",
-    )
-}
+/// ProFTPD.
+#[derive(Debug, Clone, Copy)]
+pub struct Proftpd;
+
+const NAME: &str = "proftpd";
 
 /// Renders proftpd.conf (state files under `state`), or names the first key
 /// ProFTPD cannot honour. `host_addr` is the host's own address: the
@@ -49,8 +46,8 @@ pub fn render(
     log: &Path,
     modules: Option<&Path>,
     host_addr: Option<std::net::IpAddr>,
-) -> Result<(String, std::net::SocketAddr), String> {
-    let unsupported = |k: &str| Err(format!("{k} is not supported by proftpd"));
+) -> Result<(String, SocketAddr), SetupError> {
+    let unsupported = |k: &str| Err(SetupError::unsupported(NAME, k));
     match raw.passive_exhausted {
         None | Some(ExhaustedPolicy::Fallback) => {}
         Some(_) => {
@@ -63,11 +60,11 @@ pub fn render(
     if raw.timeouts.data_connect.is_some() {
         return unsupported("timeouts.data_connect");
     }
-    daemon::reject_reference_only(raw, "proftpd")?;
+    daemon::reject_reference_only(raw, NAME)?;
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }
-    let addr = daemon::listen_addr(raw, "proftpd")?;
+    let addr = daemon::listen_addr(raw, NAME)?;
     let mut c = vec![
         "ServerType standalone".to_string(),
         "DefaultServer on".into(),
@@ -108,7 +105,7 @@ pub fn render(
         }
         c.push(format!("PassivePorts {lo} {hi}"));
     }
-    if let Some(m) = daemon::masquerade_ip(raw, "proftpd")? {
+    if let Some(m) = daemon::masquerade_ip(raw, NAME)? {
         c.push(format!("MasqueradeAddress {m}"));
     }
     // Rendered either way: without the directive ProFTPD does not check
@@ -157,7 +154,9 @@ pub fn render(
             .iter()
             .find(|d| !d.bytes().all(|b| b.is_ascii_alphabetic()))
         {
-            return Err(format!("limits.deny {bad:?} is not a command name"));
+            return Err(SetupError::Failed(format!(
+                "limits.deny {bad:?} is not a command name"
+            )));
         }
         c.push(format!(
             "  <Limit {}>\n    DenyAll\n  </Limit>",
@@ -209,35 +208,46 @@ fn module_dir(bin: &Path) -> Option<PathBuf> {
     dir.join("mod_tls.so").exists().then_some(dir)
 }
 
-/// Writes the config and starts proftpd (`-n`, in the foreground) in `ns`;
-/// returns once the control port answers 220 (within 5 s).
-pub fn start(
-    ns: Arc<Netns>,
-    raw: &RawConfig,
-    root: &Path,
-    dir: &Path,
-    label: &str,
-) -> Result<Daemon, String> {
-    let bin = binary()?;
-    let state = dir.join(format!("{label}-proftpd"));
-    std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-    let log_path = dir.join(format!("{label}-server.log"));
-    std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
-    daemon::prepare_uploads(raw, root)?;
-    let modules = module_dir(&bin);
-    let (conf, addr) = render(
-        raw,
-        root,
-        &state,
-        &log_path,
-        modules.as_deref(),
-        host_address(&ns),
-    )?;
-    let conf_path = dir.join(format!("{label}-proftpd.conf"));
-    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.arg("-n").arg("-q").arg("-c").arg(&conf_path);
-    Daemon::start(ns, cmd, addr, dir, label, "proftpd", log_path)
+impl RealServer for Proftpd {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// `$FTPNAT_PROFTPD`, `/usr/sbin/proftpd`, or the unpacked package.
+    fn binary(&self) -> Result<PathBuf, SetupError> {
+        daemon::binary(
+            "FTPNAT_PROFTPD",
+            "/usr/sbin/proftpd",
+            "proftpd/usr/sbin/proftpd",
+            NAME,
+        )
+    }
+
+    /// Writes proftpd.conf (state files in a folder of their own) and
+    /// runs it in the foreground (`-n`).
+    fn command(
+        &self,
+        bin: &Path,
+        raw: &RawConfig,
+        site: &Site,
+    ) -> Result<(Command, SocketAddr), SetupError> {
+        let state = site.dir.join(format!("{}-proftpd", site.label));
+        std::fs::create_dir_all(&state).map_err(SetupError::io(state.display()))?;
+        let modules = module_dir(bin);
+        let (conf, addr) = render(
+            raw,
+            site.root,
+            &state,
+            site.log,
+            modules.as_deref(),
+            host_address(site.ns),
+        )?;
+        let conf_path = site.dir.join(format!("{}-proftpd.conf", site.label));
+        std::fs::write(&conf_path, conf).map_err(SetupError::io(conf_path.display()))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("-n").arg("-q").arg("-c").arg(&conf_path);
+        Ok((cmd, addr))
+    }
 }
 
 /// The first global address of the namespace's interfaces (IPv4 first).
@@ -340,7 +350,7 @@ mod tests {
                 None,
             )
             .unwrap_err();
-            assert!(e.contains(err), "{toml}: {e}");
+            assert!(e.to_string().contains(err), "{toml}: {e}");
         }
     }
 }

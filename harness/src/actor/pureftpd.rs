@@ -21,33 +21,27 @@
 //! `target/peers/pure-ftpd/usr/sbin/pure-ftpd` (unpacked by `ci/test.sh`).
 
 use std::{
+    net::SocketAddr,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    sync::Arc,
+    process::Command,
 };
 
 use ftpnat_server::config::{ExhaustedPolicy, ForeignAddress, RawConfig};
 
-use super::daemon::{self, Daemon};
-use crate::topology::Netns;
+use super::{daemon, RealServer, Site};
+use crate::error::SetupError;
 
-/// Locates the pure-ftpd binary.
-pub fn binary() -> Result<PathBuf, String> {
-    daemon::binary(
-        "FTPNAT_PUREFTPD",
-        "/usr/sbin/pure-ftpd",
-        "pure-ftpd/usr/sbin/pure-ftpd",
-        "pure-ftpd",
-    )
-}
+/// Pure-FTPd.
+#[derive(Debug, Clone, Copy)]
+pub struct PureFtpd;
+
+const NAME: &str = "pure-ftpd";
 
 /// The command-line arguments for `raw`, or the first key Pure-FTPd cannot
 /// honour.
-pub fn args(
-    raw: &RawConfig,
-    xferlog: &Path,
-) -> Result<(Vec<String>, std::net::SocketAddr), String> {
-    let unsupported = |k: &str| Err(format!("{k} is not supported by pure-ftpd"));
+pub fn args(raw: &RawConfig, xferlog: &Path) -> Result<(Vec<String>, SocketAddr), SetupError> {
+    let unsupported = |k: &str| Err(SetupError::unsupported(NAME, k));
     match raw.passive_exhausted {
         None | Some(ExhaustedPolicy::Refuse) => {}
         Some(_) => {
@@ -71,14 +65,14 @@ pub fn args(
     if !raw.limits.deny.is_empty() {
         return unsupported("limits.deny");
     }
-    daemon::reject_reference_only(raw, "pure-ftpd")?;
+    daemon::reject_reference_only(raw, NAME)?;
     if raw.tls_session_reuse == Some(true) {
         return unsupported("tls_session_reuse (it never requires it)");
     }
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }
-    let addr = daemon::listen_addr(raw, "pure-ftpd")?;
+    let addr = daemon::listen_addr(raw, NAME)?;
     let mut a = vec![
         "-S".to_string(),
         if addr.ip().is_unspecified() {
@@ -119,7 +113,7 @@ pub fn args(
         a.push("-p".into());
         a.push(format!("{lo}:{hi}"));
     }
-    if let Some(m) = daemon::masquerade_ip(raw, "pure-ftpd")? {
+    if let Some(m) = daemon::masquerade_ip(raw, NAME)? {
         a.push("-P".into());
         a.push(m.to_string());
     }
@@ -156,39 +150,60 @@ pub fn args(
     Ok((a, addr))
 }
 
-/// Starts pure-ftpd in `ns`, in a private mount namespace whose
-/// `/etc/passwd` has an `ftp` account rooted at `root`; returns once the
-/// control port answers 220 (within 5 s).
-pub fn start(
-    ns: Arc<Netns>,
-    raw: &RawConfig,
-    root: &Path,
-    dir: &Path,
-    label: &str,
-) -> Result<Daemon, String> {
-    let bin = binary()?;
-    let log_path = dir.join(format!("{label}-server.log"));
-    std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
-    let (args, addr) = args(raw, &log_path)?;
-    let mut passwd =
-        std::fs::read_to_string("/etc/passwd").map_err(|e| format!("/etc/passwd: {e}"))?;
-    passwd = passwd
+impl RealServer for PureFtpd {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// `$FTPNAT_PUREFTPD`, `/usr/sbin/pure-ftpd`, or the unpacked package.
+    fn binary(&self) -> Result<PathBuf, SetupError> {
+        daemon::binary(
+            "FTPNAT_PUREFTPD",
+            "/usr/sbin/pure-ftpd",
+            "pure-ftpd/usr/sbin/pure-ftpd",
+            NAME,
+        )
+    }
+
+    /// Its flags, run in a private mount namespace whose `/etc/passwd` has
+    /// an `ftp` account rooted at the served tree.
+    fn command(
+        &self,
+        bin: &Path,
+        raw: &RawConfig,
+        site: &Site,
+    ) -> Result<(Command, SocketAddr), SetupError> {
+        let (args, addr) = args(raw, site.log)?;
+        let passwd_path = site.dir.join(format!("{}-pure-ftpd.passwd", site.label));
+        write_passwd(&passwd_path, site.root)?;
+        let mut cmd = Command::new(bin);
+        cmd.args(&args);
+        with_passwd(&mut cmd, &passwd_path)?;
+        Ok((cmd, addr))
+    }
+}
+
+/// A copy of `/etc/passwd` whose `ftp` account (uid/gid 1, daemon:
+/// Pure-FTPd refuses an `ftp` account with uid 0) has `root` as its home.
+fn write_passwd(path: &Path, root: &Path) -> Result<(), SetupError> {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(SetupError::io("/etc/passwd"))?;
+    let mut passwd: String = passwd
         .lines()
         .filter(|l| !l.starts_with("ftp:"))
         .map(|l| format!("{l}\n"))
         .collect();
-    // uid/gid 1 (daemon): Pure-FTPd refuses an `ftp` account with uid 0.
     passwd.push_str(&format!(
         "ftp:x:1:1::{}:/usr/sbin/nologin\n",
         root.display()
     ));
-    daemon::prepare_uploads(raw, root)?;
-    let passwd_path = dir.join(format!("{label}-pure-ftpd.passwd"));
-    std::fs::write(&passwd_path, passwd).map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.args(&args);
-    let src = std::ffi::CString::new(passwd_path.as_os_str().as_encoded_bytes())
-        .map_err(|e| e.to_string())?;
+    std::fs::write(path, passwd).map_err(SetupError::io(path.display()))
+}
+
+/// Makes `cmd` run in a private mount namespace with `passwd` bind-mounted
+/// over `/etc/passwd` (the machine's own file is never touched).
+fn with_passwd(cmd: &mut Command, passwd: &Path) -> Result<(), SetupError> {
+    let src = std::ffi::CString::new(passwd.as_os_str().as_encoded_bytes())
+        .map_err(|e| SetupError::Failed(e.to_string()))?;
     // SAFETY: unshare and mount are plain system calls, safe between fork
     // and exec; the CStrings were allocated before the fork.
     unsafe {
@@ -223,7 +238,7 @@ pub fn start(
             Ok(())
         });
     }
-    Daemon::start(ns, cmd, addr, dir, label, "pure-ftpd", log_path)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -259,7 +274,10 @@ mod tests {
         ] {
             let raw: RawConfig = toml::from_str(toml).unwrap();
             assert!(
-                args(&raw, Path::new("/x")).unwrap_err().contains(err),
+                args(&raw, Path::new("/x"))
+                    .unwrap_err()
+                    .to_string()
+                    .contains(err),
                 "{toml}"
             );
         }

@@ -14,10 +14,14 @@ use std::{
     time::Duration,
 };
 
-use ftpnat_server::{config::Config, passive::PortPool, server::Server};
+use ftpnat_server::{
+    config::{Config, RawConfig},
+    passive::PortPool,
+    server::Server,
+};
 use tokio::sync::oneshot;
 
-use crate::topology::Netns;
+use crate::{error::SetupError, topology::Netns};
 
 /// A running in-process reference server.
 #[derive(Debug)]
@@ -147,5 +151,63 @@ impl io::Write for LogFile {
     }
     fn flush(&mut self) -> io::Result<()> {
         (&*self.0).flush()
+    }
+}
+
+/// The reference server as a program (`ftpnat-server --config FILE`) under
+/// the same launch path as the real servers: what the speed tool measures
+/// (its CPU time is then the process's own).
+#[derive(Debug, Clone, Copy)]
+pub struct Program;
+
+impl super::RealServer for Program {
+    fn name(&self) -> &'static str {
+        "ftpnat-server"
+    }
+
+    /// `$FTPNAT_SERVER_BIN`, or `ftpnat-server` next to this program.
+    fn binary(&self) -> Result<PathBuf, SetupError> {
+        if let Ok(p) = std::env::var("FTPNAT_SERVER_BIN") {
+            return Ok(PathBuf::from(p));
+        }
+        let exe = std::env::current_exe().map_err(SetupError::io("this program's path"))?;
+        let bin = exe.with_file_name("ftpnat-server");
+        if bin.exists() {
+            Ok(bin)
+        } else {
+            Err(SetupError::Missing {
+                tool: bin.display().to_string(),
+                install:
+                    "build it (cargo build --release -p ftpnat-server) or set FTPNAT_SERVER_BIN"
+                        .into(),
+            })
+        }
+    }
+
+    /// Writes the server's TOML config (`raw` with the served tree and log
+    /// file filled in).
+    fn command(
+        &self,
+        bin: &Path,
+        raw: &RawConfig,
+        site: &super::Site,
+    ) -> Result<(std::process::Command, std::net::SocketAddr), SetupError> {
+        let mut raw = raw.clone();
+        // Started as root, it drops to the account the real servers'
+        // anonymous users map to.
+        raw.run_as.get_or_insert_with(|| "daemon".into());
+        raw.root = Some(site.root.to_owned());
+        raw.log_file = Some(site.log.to_owned());
+        let listen = raw.listen.get_or_insert_with(|| vec!["0.0.0.0:21".into()]);
+        let addr = listen
+            .first()
+            .and_then(|l| l.parse().ok())
+            .ok_or_else(|| SetupError::Failed(format!("listen {listen:?} is not an address")))?;
+        let text = toml::to_string(&raw).map_err(|e| SetupError::Failed(e.to_string()))?;
+        let conf = site.dir.join(format!("{}-ftpnat-server.toml", site.label));
+        std::fs::write(&conf, text).map_err(SetupError::io(conf.display()))?;
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("--config").arg(&conf);
+        Ok((cmd, addr))
     }
 }

@@ -15,24 +15,21 @@
 //! `daemon` account (its home must exist for vsftpd's chdir before chroot).
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
-    sync::Arc,
+    process::Command,
 };
 
 use ftpnat_server::config::{ForeignAddress, RawConfig};
 
-use super::daemon::{self, Daemon};
-use crate::topology::Netns;
+use super::{daemon, RealServer, Site};
+use crate::error::SetupError;
 
-/// Locates the vsftpd binary.
-pub fn binary() -> Result<PathBuf, String> {
-    daemon::binary(
-        "FTPNAT_VSFTPD",
-        "/usr/sbin/vsftpd",
-        "vsftpd/usr/sbin/vsftpd",
-        "vsftpd",
-    )
-}
+/// vsftpd.
+#[derive(Debug, Clone, Copy)]
+pub struct Vsftpd;
+
+const NAME: &str = "vsftpd";
 
 /// Renders vsftpd.conf, or names the first key vsftpd cannot honour.
 pub fn render(
@@ -40,16 +37,16 @@ pub fn render(
     root: &Path,
     empty: &Path,
     log: &Path,
-) -> Result<(String, std::net::SocketAddr), String> {
-    let unsupported = |k: &str| Err(format!("{k} is not supported by vsftpd"));
+) -> Result<(String, SocketAddr), SetupError> {
+    let unsupported = |k: &str| Err(SetupError::unsupported(NAME, k));
     if raw.passive_exhausted.is_some() || raw.passive_wait_ms.is_some() {
         return unsupported("passive_exhausted");
     }
-    daemon::reject_reference_only(raw, "vsftpd")?;
+    daemon::reject_reference_only(raw, NAME)?;
     if matches!(raw.allow_foreign_address, Some(ForeignAddress::Cidrs(_))) {
         return unsupported("allow_foreign_address as a list of networks");
     }
-    let addr = daemon::listen_addr(raw, "vsftpd")?;
+    let addr = daemon::listen_addr(raw, NAME)?;
     let mut c = vec![
         "listen=YES".to_string(),
         format!("listen_port={}", addr.port()),
@@ -96,7 +93,7 @@ pub fn render(
         c.push(format!("pasv_min_port={lo}"));
         c.push(format!("pasv_max_port={hi}"));
     }
-    if let Some(m) = daemon::masquerade_ip(raw, "vsftpd")? {
+    if let Some(m) = daemon::masquerade_ip(raw, NAME)? {
         c.push(format!("pasv_address={m}"));
     }
     // Written either way (NO is vsftpd's default): the config shows the
@@ -157,27 +154,37 @@ pub fn render(
     Ok((c.join("\n") + "\n", addr))
 }
 
-/// Writes the config and starts vsftpd in `ns`; returns once the control
-/// port answers 220 (within 5 s).
-pub fn start(
-    ns: Arc<Netns>,
-    raw: &RawConfig,
-    root: &Path,
-    dir: &Path,
-    label: &str,
-) -> Result<Daemon, String> {
-    let bin = binary()?;
-    let empty = dir.join(format!("{label}-vsftpd-empty"));
-    std::fs::create_dir_all(&empty).map_err(|e| e.to_string())?;
-    let log_path = dir.join(format!("{label}-server.log"));
-    std::fs::write(&log_path, "").map_err(|e| e.to_string())?;
-    let (conf, addr) = render(raw, root, &empty, &log_path)?;
-    let conf_path = dir.join(format!("{label}-vsftpd.conf"));
-    std::fs::write(&conf_path, conf).map_err(|e| e.to_string())?;
-    daemon::prepare_uploads(raw, root)?;
-    let mut cmd = std::process::Command::new(&bin);
-    cmd.arg(&conf_path);
-    Daemon::start(ns, cmd, addr, dir, label, "vsftpd", log_path)
+impl RealServer for Vsftpd {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// `$FTPNAT_VSFTPD`, `/usr/sbin/vsftpd`, or the unpacked package.
+    fn binary(&self) -> Result<PathBuf, SetupError> {
+        daemon::binary(
+            "FTPNAT_VSFTPD",
+            "/usr/sbin/vsftpd",
+            "vsftpd/usr/sbin/vsftpd",
+            NAME,
+        )
+    }
+
+    /// Writes vsftpd.conf (and the empty secure_chroot_dir it needs).
+    fn command(
+        &self,
+        bin: &Path,
+        raw: &RawConfig,
+        site: &Site,
+    ) -> Result<(Command, SocketAddr), SetupError> {
+        let empty = site.dir.join(format!("{}-vsftpd-empty", site.label));
+        std::fs::create_dir_all(&empty).map_err(SetupError::io(empty.display()))?;
+        let (conf, addr) = render(raw, site.root, &empty, site.log)?;
+        let conf_path = site.dir.join(format!("{}-vsftpd.conf", site.label));
+        std::fs::write(&conf_path, conf).map_err(SetupError::io(conf_path.display()))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg(&conf_path);
+        Ok((cmd, addr))
+    }
 }
 
 #[cfg(test)]
@@ -200,7 +207,9 @@ mod tests {
         }
         let raw: RawConfig = toml::from_str("passive_exhausted = \"wait\"").unwrap();
         assert_eq!(
-            render(&raw, Path::new("/r"), Path::new("/e"), Path::new("/l")).unwrap_err(),
+            render(&raw, Path::new("/r"), Path::new("/e"), Path::new("/l"))
+                .unwrap_err()
+                .to_string(),
             "passive_exhausted is not supported by vsftpd"
         );
     }

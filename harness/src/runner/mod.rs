@@ -28,7 +28,8 @@ use crate::{
         sim::{SimGateway, SimReport},
         Counters,
     },
-    outcome::{ScenarioResult, Status, StepResult},
+    error::SetupError,
+    outcome::{NotRun, ScenarioResult, Status, StepResult},
     scenario::{raw::EngineKind, raw::FileSpec, Action, Mode, Scenario, Step, Verb},
     topology::Topology,
 };
@@ -214,18 +215,23 @@ pub struct Lab {
 
 impl Lab {
     /// Builds the network and starts gateways and servers, with artifacts in `dir`.
-    pub fn start(sc: &Scenario, dir: &Path, pcap: bool) -> Result<Lab, String> {
+    pub fn start(sc: &Scenario, dir: &Path, pcap: bool) -> Result<Lab, SetupError> {
         Self::start_on(sc, dir, pcap, false)
     }
 
     /// As [`Lab::start`]; with `docker`, hosts and gateways are containers.
-    pub fn start_on(sc: &Scenario, dir: &Path, pcap: bool, docker: bool) -> Result<Lab, String> {
+    pub fn start_on(
+        sc: &Scenario,
+        dir: &Path,
+        pcap: bool,
+        docker: bool,
+    ) -> Result<Lab, SetupError> {
         // A host or gateway with its own image needs containers.
         let docker = docker
             || sc.hosts.iter().any(|h| h.image.is_some())
             || sc.gateways.iter().any(|g| g.image.is_some());
         std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            .map_err(SetupError::io(format!("cannot create {}", dir.display())))?;
         let spec = topo::topology_spec(sc);
         let _ = std::fs::write(
             dir.join("topology.svg"),
@@ -260,7 +266,7 @@ impl Lab {
             (None, Default::default())
         };
         let topo = Topology::build_in(&spec, prefix, &adopted)
-            .map_err(|e| format!("building the network: {e}"))?;
+            .map_err(|e| SetupError::Failed(e.to_string()).within("building the network"))?;
         let mut lab = Lab {
             scenario: sc.clone(),
             topo,
@@ -348,6 +354,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         steps: vec![],
         failure: None,
         notes: Vec::new(),
+        not_run: None,
         gateways: BTreeMap::new(),
         traces: BTreeMap::new(),
         transcripts: BTreeMap::new(),
@@ -360,7 +367,11 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
             match &tmp {
                 Ok(t) => t.path().to_owned(),
                 Err(e) => {
-                    return error(result, t0, format!("cannot create a temporary folder: {e}"))
+                    let e = SetupError::Io {
+                        context: "cannot create a temporary folder".into(),
+                        source: std::io::Error::new(e.kind(), e.to_string()),
+                    };
+                    return error(result, t0, e);
                 }
             }
         }
@@ -399,7 +410,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return error(result, t0, format!("runtime: {e}")),
+        Err(e) => return error(result, t0, SetupError::io("runtime")(e)),
     };
     let mut clients: HashMap<String, ClientState> = HashMap::new();
     let deadline = t0 + sc.timeout;
@@ -488,15 +499,12 @@ fn write_gateway_report(dir: &Path, r: &SimReport) {
     );
 }
 
-fn error(mut r: ScenarioResult, t0: Instant, msg: String) -> ScenarioResult {
-    r.status = if msg.contains("not supported by")
-        || msg.contains("not expressible with the kernel engine")
-    {
-        Status::Unsupported
-    } else {
-        Status::Error
-    };
-    r.failure = Some(msg);
+/// The result of a scenario set-up stopped: its status from the error's
+/// kind (not supported, or an error), the message as the failure.
+fn error(mut r: ScenarioResult, t0: Instant, e: SetupError) -> ScenarioResult {
+    r.status = e.status();
+    r.not_run = Some(e.not_run());
+    r.failure = Some(e.to_string());
     r.duration_ms = t0.elapsed().as_millis() as u64;
     r
 }
@@ -537,7 +545,7 @@ pub fn generated_bytes(size: u64, seed: u64) -> Vec<u8> {
 /// Creates a host's served files beneath `root`: names were checked at
 /// load time and are opened again without following links; generated
 /// content is streamed; the total must fit the free space.
-fn write_files(root: &Path, files: &BTreeMap<String, FileSpec>) -> Result<(), String> {
+fn write_files(root: &Path, files: &BTreeMap<String, FileSpec>) -> Result<(), SetupError> {
     let need: u64 = files
         .values()
         .map(|f| match f {
@@ -545,19 +553,19 @@ fn write_files(root: &Path, files: &BTreeMap<String, FileSpec>) -> Result<(), St
             FileSpec::Generated { size, .. } => *size,
         })
         .sum();
-    let free = crate::confine::free_bytes(root).map_err(|e| e.to_string())?;
+    let free = crate::confine::free_bytes(root).map_err(SetupError::io(root.display()))?;
     // Keep a margin for logs, pcaps and uploads.
     if need.saturating_add(64 << 20) > free {
-        return Err(format!(
+        return Err(SetupError::Failed(format!(
             "the scenario's files need {need} bytes but {} has only {free} bytes free",
             root.display()
-        ));
+        )));
     }
-    let dir = crate::confine::Confined::open(root).map_err(|e| e.to_string())?;
+    let dir = crate::confine::Confined::open(root).map_err(SetupError::io(root.display()))?;
     for (name, spec) in files {
         let mut f = dir
             .create(name)
-            .map_err(|e| format!("{}/{name}: {e}", root.display()))?;
+            .map_err(SetupError::io(format!("{}/{name}", root.display())))?;
         let r = match spec {
             FileSpec::Text(t) => std::io::Write::write_all(&mut f, t.as_bytes()),
             FileSpec::Generated { size, seed } => {
@@ -566,12 +574,12 @@ fn write_files(root: &Path, files: &BTreeMap<String, FileSpec>) -> Result<(), St
                     .and_then(|()| std::io::Write::flush(&mut w))
             }
         };
-        r.map_err(|e| format!("{}/{name}: {e}", root.display()))?;
+        r.map_err(SetupError::io(format!("{}/{name}", root.display())))?;
     }
     Ok(())
 }
 
-fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
+fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), SetupError> {
     let dir = env.dir.clone();
     for g in &env.scenario.gateways {
         match g.engine {
@@ -581,10 +589,19 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                     g.config.clone(),
                     pcap.then_some(dir.as_path()),
                 )
-                .map_err(|e| format!("starting gateway {}: {e}", g.config.name))?;
+                .map_err(|e| SetupError::Failed(e.to_string()))
+                .map_err(|e| e.within(format!("starting gateway {}", g.config.name)))?;
                 env.gateways.insert(g.config.name.clone(), Gateway::Sim(gw));
             }
             EngineKind::Kernel => {
+                if g.ruleset.is_none() {
+                    crate::engine::kernel::check(&g.config).map_err(|u| {
+                        SetupError::NotExpressible {
+                            gateway: u.gateway,
+                            what: u.what,
+                        }
+                    })?;
+                }
                 let gw = crate::engine::kernel::KernelGateway::start(
                     &env.topo,
                     &g.config,
@@ -607,14 +624,12 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                 }
             }
             EngineKind::Image => {
-                let containers = env
-                    .containers
-                    .as_ref()
-                    .ok_or("engine = \"image\" needs the docker substrate")?;
-                let ready = g
-                    .image_ready
-                    .as_ref()
-                    .ok_or("engine = \"image\" without image_ready")?;
+                let containers = env.containers.as_ref().ok_or_else(|| {
+                    SetupError::Failed("engine = \"image\" needs the docker substrate".into())
+                })?;
+                let ready = g.image_ready.as_ref().ok_or_else(|| {
+                    SetupError::Failed("engine = \"image\" without image_ready".into())
+                })?;
                 containers.wait_for_log(&g.config.name, ready, Duration::from_secs(10))?;
                 env.gateways
                     .insert(g.config.name.clone(), Gateway::Image(g.config.name.clone()));
@@ -629,14 +644,19 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
                 Err(e)
                     if g.engine == EngineKind::Image
                         && e.kind() == std::io::ErrorKind::AddrInUse => {}
-                Err(e) => return Err(format!("service {port} on {}: {e}", g.config.name)),
+                Err(e) => {
+                    return Err(SetupError::io(format!(
+                        "service {port} on {}",
+                        g.config.name
+                    ))(e))
+                }
             }
         }
     }
     for h in &env.scenario.hosts {
         for port in &h.services {
             let l = Service::bind(&env.topo, &h.name, *port)
-                .map_err(|e| format!("service {port} on {}: {e}", h.name))?;
+                .map_err(SetupError::io(format!("service {port} on {}", h.name)))?;
             env.services.push(l);
         }
         let Some(server) = &h.server else { continue };
@@ -645,9 +665,9 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
         if std::fs::symlink_metadata(&root).is_ok() {
             std::fs::remove_dir_all(&root)
                 .or_else(|_| std::fs::remove_file(&root))
-                .map_err(|e| format!("{}: {e}", root.display()))?;
+                .map_err(SetupError::io(root.display()))?;
         }
-        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        std::fs::create_dir_all(&root).map_err(SetupError::io(root.display()))?;
         write_files(&root, &h.files)?;
         let mut raw = server.config.clone();
         if server.tls {
@@ -661,17 +681,10 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             raw.tls_key = Some(pki.key_pem.clone());
         }
         let (ns, label) = (Arc::clone(env.topo.ns(&h.name)), sanitize(&h.name));
-        let external = crate::actor::start_process(
-            server.kind,
-            server.command.as_deref(),
-            ns,
-            &raw,
-            &root,
-            &dir,
-            &label,
-        );
-        if let Some(d) = external {
-            let d = d.map_err(|e| format!("server on {}: {e}", h.name))?;
+        let server_on = |e: SetupError| e.within(format!("server on {}", h.name));
+        if let Some(real) = crate::actor::real_server(server.kind, server.command.as_deref()) {
+            let d = crate::actor::daemon::launch(&*real, ns, &raw, &root, &dir, &label)
+                .map_err(server_on)?;
             env.servers.insert(h.name.clone(), Server::External(d));
             continue;
         }
@@ -685,11 +698,11 @@ fn start_actors(env: &mut Lab, pcap: bool) -> Result<(), String> {
             })
         };
         let config = ftpnat_server::config::Config::resolve(raw, &env.scenario.file, &resolver)
-            .map_err(|e| format!("server on {}: {e}", h.name))?;
+            .map_err(|e| server_on(SetupError::Failed(e.to_string())))?;
         let log = dir.join(format!("{}-server.log", sanitize(&h.name)));
         let s = Server::Reference(
             ReferenceServer::start(Arc::clone(env.topo.ns(&h.name)), config, &log)
-                .map_err(|e| format!("server on {}: {e}", h.name))?,
+                .map_err(|e| server_on(SetupError::Failed(e.to_string())))?,
         );
         env.servers.insert(h.name.clone(), s);
     }
@@ -1325,10 +1338,7 @@ pub fn disagreement(sim: &ScenarioResult, kernel: &ScenarioResult) -> Option<Dis
     if sim.status == kernel.status {
         return None;
     }
-    let failure = kernel.failure.as_deref().unwrap_or("");
-    if kernel.status == Status::Unsupported
-        && failure.contains("not expressible with the kernel engine")
-    {
+    if kernel.not_run == Some(NotRun::NotExpressible) {
         return Some(Disagreement::NotExpressible);
     }
     let only_sim_counters = kernel

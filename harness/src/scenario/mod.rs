@@ -2,6 +2,7 @@
 //! `docs/scenario-format.md`; `ftpnat schema` prints a JSON Schema generated
 //! from [`raw`] for editor completion.
 
+pub mod command;
 pub mod raw;
 pub mod resolve;
 pub mod safety;

@@ -187,7 +187,7 @@ pub struct ServerSpec {
     /// The reference server's configuration (root/listen filled in by the runner).
     pub config: ftpnat_server::config::RawConfig,
     /// A user's server (`ftpnat run --server command:…`), replacing `kind`.
-    pub command: Option<std::sync::Arc<crate::actor::command::CommandSpec>>,
+    pub command: Option<std::sync::Arc<super::command::CommandSpec>>,
     /// FTPS with a generated test certificate.
     pub tls: bool,
 }

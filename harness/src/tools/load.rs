@@ -558,7 +558,7 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
         wan_delay_ms: spec.wan_delay_ms,
     }
     .scenario()?;
-    let lab = Lab::start(&sc, dir.path(), false)?;
+    let lab = Lab::start(&sc, dir.path(), false).map_err(|e| e.to_string())?;
     let hosts: Vec<_> = (0..spec.client_addrs.max(1))
         .map(|i| lab.topo.sockets(&format!("client{i}")))
         .collect();

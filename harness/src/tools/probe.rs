@@ -307,7 +307,7 @@ pub fn run(spec: &ProbeSpec) -> Result<ProbeReport, String> {
         wan_delay_ms: 0,
     }
     .scenario()?;
-    let lab = Lab::start(&sc, dir.path(), false)?;
+    let lab = Lab::start(&sc, dir.path(), false).map_err(|e| e.to_string())?;
     let prober = Prober {
         sockets: lab.topo.sockets("client0"),
         server: "203.0.113.1:21".parse().expect("literal"),

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     io::Write,
     net::SocketAddr,
-    path::{Path, PathBuf},
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -24,7 +24,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{observe, target::Target};
 use crate::runner::Lab;
 use crate::{
-    actor::daemon::Daemon,
+    actor::{
+        self,
+        daemon::{self, Daemon},
+        reference,
+    },
     client::{pasv_addr, FtpClient, Transcript},
     scenario,
     topology::Netns,
@@ -65,23 +69,6 @@ pub struct SpeedRow {
     pub vs_plain: Option<f64>,
 }
 
-/// The `ftpnat-server` binary next to this one (or `$FTPNAT_SERVER_BIN`).
-fn reference_binary() -> Result<PathBuf, String> {
-    if let Ok(p) = std::env::var("FTPNAT_SERVER_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let bin = exe.with_file_name("ftpnat-server");
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{} not found: build it (cargo build --release -p ftpnat-server) or set FTPNAT_SERVER_BIN",
-            bin.display()
-        ))
-    }
-}
-
 const TOPOLOGY: &str = r#"
 name = "speed"
 [[host]]
@@ -114,6 +101,8 @@ fn write_blob(path: &Path, size: u64) -> std::io::Result<()> {
     f.into_inner().map_err(|e| e.into_error())?.sync_all()
 }
 
+/// Starts `target` (the reference server as its own program) serving
+/// `root`, with the same settings for every kind.
 fn start_server(
     target: &Target,
     ns: Arc<Netns>,
@@ -125,51 +114,13 @@ fn start_server(
         "passive_ports = [60000, 60010]\nanonymous_upload = true\nlisten = [\"0.0.0.0:21\"]\n",
     )
     .map_err(|e| e.to_string())?;
-    let tls_keys = match pki {
-        Some(p) => {
-            raw.tls_cert = Some(p.cert_pem.clone());
-            raw.tls_key = Some(p.key_pem.clone());
-            format!(
-                "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
-                p.cert_pem.display(),
-                p.key_pem.display()
-            )
-        }
-        None => String::new(),
-    };
-    if let Some(d) = crate::actor::start_process(
-        target.kind,
-        target.command.as_deref(),
-        Arc::clone(&ns),
-        &raw,
-        root,
-        dir,
-        "speed",
-    ) {
-        return d;
+    if let Some(p) = pki {
+        raw.tls_cert = Some(p.cert_pem.clone());
+        raw.tls_key = Some(p.key_pem.clone());
     }
-    let log = dir.join("speed-server.log");
-    let conf = dir.join("speed-ftpnat-server.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "listen = [\"0.0.0.0:21\"]\nroot = \"{}\"\npassive_ports = [60000, 60010]\nanonymous_upload = true\nrun_as = \"daemon\"\nlog_file = \"{}\"\n{tls_keys}",
-            root.display(),
-            log.display()
-        ),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut cmd = std::process::Command::new(reference_binary()?);
-    cmd.arg("--config").arg(&conf);
-    Daemon::start(
-        ns,
-        cmd,
-        "0.0.0.0:21".parse().expect("literal"),
-        dir,
-        "speed",
-        "ftpnat-server",
-        log,
-    )
+    let server = actor::real_server(target.kind, target.command.as_deref())
+        .unwrap_or_else(|| Box::new(reference::Program));
+    daemon::launch(&*server, ns, &raw, root, dir, "speed").map_err(|e| e.to_string())
 }
 
 /// One RETR and one STOR of `size` bytes against `target` over `path`.
@@ -181,7 +132,7 @@ pub fn measure(
 ) -> Result<Vec<SpeedRow>, String> {
     let dir = crate::topology::netns::run_tempdir().map_err(|e| e.to_string())?;
     let sc = scenario::parse(TOPOLOGY, Path::new("speed.toml")).map_err(|d| d.to_string())?;
-    let lab = Lab::start(&sc, dir.path(), false)?;
+    let lab = Lab::start(&sc, dir.path(), false).map_err(|e| e.to_string())?;
     let root = dir.path().join("speed-root");
     let incoming = root.join("incoming");
     std::fs::create_dir_all(&incoming).map_err(|e| e.to_string())?;

@@ -2,7 +2,7 @@
 //! program (`--server command:…` with its template and profile), named as
 //! the tables show it, with what it does when its passive range runs out.
 //!
-//! The tools start it through the runner ([`crate::actor::start_process`]
+//! The tools start it through the runner ([`crate::actor::real_server`]
 //! for every kind but the in-process reference server), so a `command`
 //! server gets exactly the placeholders `ftpnat run` gives it.
 
