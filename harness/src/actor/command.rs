@@ -176,8 +176,7 @@ impl RealServer for CommandSpec {
         raw: &RawConfig,
         site: &Site,
     ) -> Result<(Command, SocketAddr), SetupError> {
-        let state = site.dir.join(format!("{}-command", site.label));
-        std::fs::create_dir_all(&state).map_err(SetupError::io(state.display()))?;
+        let state = site.folder("command")?;
         let ext = self
             .template
             .as_ref()

@@ -17,15 +17,20 @@ use std::{
 
 use ftpnat_server::config::RawConfig;
 
-use super::{RealServer, Site};
+use super::{Package, RealServer, Site};
 use crate::{
     error::SetupError,
     topology::{Netns, NsProcess},
 };
 
-/// Locates a server binary: `$ENV_VAR`, then `system`, then
-/// `target/peers/<peer>` in the current directory or any parent.
-pub fn binary(env_var: &str, system: &str, peer: &str, name: &str) -> Result<PathBuf, SetupError> {
+/// Locates a packaged server's binary.
+pub fn binary(pkg: &Package) -> Result<PathBuf, SetupError> {
+    let Package {
+        name,
+        env_var,
+        system,
+        peer,
+    } = *pkg;
     if let Ok(p) = std::env::var(env_var) {
         return Ok(PathBuf::from(p));
     }

@@ -46,6 +46,42 @@ pub struct Site<'a> {
     pub log: &'a Path,
 }
 
+impl Site<'_> {
+    /// `dir/<label>-<name>`: a file or folder of this server.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{}-{name}", self.label))
+    }
+
+    /// Creates the folder [`Site::path`]`(name)`.
+    pub fn folder(&self, name: &str) -> Result<PathBuf, SetupError> {
+        let p = self.path(name);
+        std::fs::create_dir_all(&p).map_err(SetupError::io(p.display()))?;
+        Ok(p)
+    }
+
+    /// Writes `text` to [`Site::path`]`(name)`.
+    pub fn write(&self, name: &str, text: &str) -> Result<PathBuf, SetupError> {
+        let p = self.path(name);
+        std::fs::write(&p, text).map_err(SetupError::io(p.display()))?;
+        Ok(p)
+    }
+}
+
+/// Where a packaged server's program is found: `$env_var`, then the
+/// system path, then `target/peers/<peer>` (where `ci/test.sh` unpacks the
+/// Debian package) in the current folder or any parent.
+#[derive(Debug, Clone, Copy)]
+pub struct Package {
+    /// Its name (and the Debian package's).
+    pub name: &'static str,
+    /// Environment variable that overrides the path.
+    pub env_var: &'static str,
+    /// The installed path.
+    pub system: &'static str,
+    /// The path below `target/peers`.
+    pub peer: &'static str,
+}
+
 /// An FTP server that runs as a child process in a host's namespace.
 pub trait RealServer: std::fmt::Debug + Send + Sync {
     /// Its name (file names, log, messages).

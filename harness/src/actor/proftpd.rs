@@ -26,7 +26,7 @@ use std::{
 
 use ftpnat_server::config::{ExhaustedPolicy, ForeignAddress, RawConfig};
 
-use super::{daemon, RealServer, Site};
+use super::{daemon, Package, RealServer, Site};
 use crate::{error::SetupError, topology::Netns};
 
 /// ProFTPD.
@@ -34,6 +34,13 @@ use crate::{error::SetupError, topology::Netns};
 pub struct Proftpd;
 
 const NAME: &str = "proftpd";
+
+const PACKAGE: Package = Package {
+    name: NAME,
+    env_var: "FTPNAT_PROFTPD",
+    system: "/usr/sbin/proftpd",
+    peer: "proftpd/usr/sbin/proftpd",
+};
 
 /// Renders proftpd.conf (state files under `state`), or names the first key
 /// ProFTPD cannot honour. `host_addr` is the host's own address: the
@@ -215,12 +222,7 @@ impl RealServer for Proftpd {
 
     /// `$FTPNAT_PROFTPD`, `/usr/sbin/proftpd`, or the unpacked package.
     fn binary(&self) -> Result<PathBuf, SetupError> {
-        daemon::binary(
-            "FTPNAT_PROFTPD",
-            "/usr/sbin/proftpd",
-            "proftpd/usr/sbin/proftpd",
-            NAME,
-        )
+        daemon::binary(&PACKAGE)
     }
 
     /// Writes proftpd.conf (state files in a folder of their own) and
@@ -231,8 +233,7 @@ impl RealServer for Proftpd {
         raw: &RawConfig,
         site: &Site,
     ) -> Result<(Command, SocketAddr), SetupError> {
-        let state = site.dir.join(format!("{}-proftpd", site.label));
-        std::fs::create_dir_all(&state).map_err(SetupError::io(state.display()))?;
+        let state = site.folder("proftpd")?;
         let modules = module_dir(bin);
         let (conf, addr) = render(
             raw,
@@ -242,8 +243,7 @@ impl RealServer for Proftpd {
             modules.as_deref(),
             host_address(site.ns),
         )?;
-        let conf_path = site.dir.join(format!("{}-proftpd.conf", site.label));
-        std::fs::write(&conf_path, conf).map_err(SetupError::io(conf_path.display()))?;
+        let conf_path = site.write("proftpd.conf", &conf)?;
         let mut cmd = Command::new(bin);
         cmd.arg("-n").arg("-q").arg("-c").arg(&conf_path);
         Ok((cmd, addr))
@@ -352,5 +352,30 @@ mod tests {
             .unwrap_err();
             assert!(e.to_string().contains(err), "{toml}: {e}");
         }
+    }
+
+    /// The whole proftpd.conf of a NAT server with FTPS, a denied command
+    /// and timeouts (a change to any line shows in review).
+    #[test]
+    fn rendered_config_snapshot() {
+        let raw: RawConfig = toml::from_str(concat!(
+            "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\n",
+            "anonymous_upload = true\nserver_name = \"ftpnat test\"\n",
+            "limits = { max_clients = 20, max_clients_per_ip = 4, deny = [\"EPSV\"] }\n",
+            "timeouts = { login = 30, idle = 90 }\n",
+            "tls_cert = \"/run/tls/cert.pem\"\ntls_key = \"/run/tls/key.pem\"\ntls_required = \"all\"\n",
+        ))
+        .unwrap();
+        let (conf, addr) = render(
+            &raw,
+            Path::new("/srv/root"),
+            Path::new("/run/state"),
+            Path::new("/run/server.log"),
+            Some(Path::new("/usr/lib/proftpd")),
+            Some("192.168.1.2".parse().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(addr.to_string(), "0.0.0.0:21");
+        insta::assert_snapshot!(conf);
     }
 }

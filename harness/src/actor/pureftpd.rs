@@ -29,7 +29,7 @@ use std::{
 
 use ftpnat_server::config::{ExhaustedPolicy, ForeignAddress, RawConfig};
 
-use super::{daemon, RealServer, Site};
+use super::{daemon, Package, RealServer, Site};
 use crate::error::SetupError;
 
 /// Pure-FTPd.
@@ -37,6 +37,13 @@ use crate::error::SetupError;
 pub struct PureFtpd;
 
 const NAME: &str = "pure-ftpd";
+
+const PACKAGE: Package = Package {
+    name: NAME,
+    env_var: "FTPNAT_PUREFTPD",
+    system: "/usr/sbin/pure-ftpd",
+    peer: "pure-ftpd/usr/sbin/pure-ftpd",
+};
 
 /// The command-line arguments for `raw`, or the first key Pure-FTPd cannot
 /// honour.
@@ -157,12 +164,7 @@ impl RealServer for PureFtpd {
 
     /// `$FTPNAT_PUREFTPD`, `/usr/sbin/pure-ftpd`, or the unpacked package.
     fn binary(&self) -> Result<PathBuf, SetupError> {
-        daemon::binary(
-            "FTPNAT_PUREFTPD",
-            "/usr/sbin/pure-ftpd",
-            "pure-ftpd/usr/sbin/pure-ftpd",
-            NAME,
-        )
+        daemon::binary(&PACKAGE)
     }
 
     /// Its flags, run in a private mount namespace whose `/etc/passwd` has
@@ -174,8 +176,7 @@ impl RealServer for PureFtpd {
         site: &Site,
     ) -> Result<(Command, SocketAddr), SetupError> {
         let (args, addr) = args(raw, site.log)?;
-        let passwd_path = site.dir.join(format!("{}-pure-ftpd.passwd", site.label));
-        write_passwd(&passwd_path, site.root)?;
+        let passwd_path = site.write("pure-ftpd.passwd", &passwd(site.root)?)?;
         let mut cmd = Command::new(bin);
         cmd.args(&args);
         with_passwd(&mut cmd, &passwd_path)?;
@@ -185,7 +186,7 @@ impl RealServer for PureFtpd {
 
 /// A copy of `/etc/passwd` whose `ftp` account (uid/gid 1, daemon:
 /// Pure-FTPd refuses an `ftp` account with uid 0) has `root` as its home.
-fn write_passwd(path: &Path, root: &Path) -> Result<(), SetupError> {
+fn passwd(root: &Path) -> Result<String, SetupError> {
     let passwd = std::fs::read_to_string("/etc/passwd").map_err(SetupError::io("/etc/passwd"))?;
     let mut passwd: String = passwd
         .lines()
@@ -196,7 +197,7 @@ fn write_passwd(path: &Path, root: &Path) -> Result<(), SetupError> {
         "ftp:x:1:1::{}:/usr/sbin/nologin\n",
         root.display()
     ));
-    std::fs::write(path, passwd).map_err(SetupError::io(path.display()))
+    Ok(passwd)
 }
 
 /// Makes `cmd` run in a private mount namespace with `passwd` bind-mounted
@@ -281,5 +282,21 @@ mod tests {
                 "{toml}"
             );
         }
+    }
+
+    /// Pure-FTPd's whole command line for a NAT server (a change to any
+    /// flag shows in review).
+    #[test]
+    fn rendered_flags_snapshot() {
+        let raw: RawConfig = toml::from_str(concat!(
+            "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\n",
+            "anonymous_upload = true\n",
+            "limits = { max_clients = 20, max_clients_per_ip = 4 }\n",
+            "timeouts = { idle = 90 }\n",
+        ))
+        .unwrap();
+        let (args, addr) = args(&raw, Path::new("/run/server.log")).unwrap();
+        assert_eq!(addr.to_string(), "0.0.0.0:21");
+        insta::assert_snapshot!(args.join("\n"));
     }
 }

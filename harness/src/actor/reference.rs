@@ -204,8 +204,7 @@ impl super::RealServer for Program {
             .and_then(|l| l.parse().ok())
             .ok_or_else(|| SetupError::Failed(format!("listen {listen:?} is not an address")))?;
         let text = toml::to_string(&raw).map_err(|e| SetupError::Failed(e.to_string()))?;
-        let conf = site.dir.join(format!("{}-ftpnat-server.toml", site.label));
-        std::fs::write(&conf, text).map_err(SetupError::io(conf.display()))?;
+        let conf = site.write("ftpnat-server.toml", &text)?;
         let mut cmd = std::process::Command::new(bin);
         cmd.arg("--config").arg(&conf);
         Ok((cmd, addr))

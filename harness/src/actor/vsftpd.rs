@@ -22,7 +22,7 @@ use std::{
 
 use ftpnat_server::config::{ForeignAddress, RawConfig};
 
-use super::{daemon, RealServer, Site};
+use super::{daemon, Package, RealServer, Site};
 use crate::error::SetupError;
 
 /// vsftpd.
@@ -30,6 +30,13 @@ use crate::error::SetupError;
 pub struct Vsftpd;
 
 const NAME: &str = "vsftpd";
+
+const PACKAGE: Package = Package {
+    name: NAME,
+    env_var: "FTPNAT_VSFTPD",
+    system: "/usr/sbin/vsftpd",
+    peer: "vsftpd/usr/sbin/vsftpd",
+};
 
 /// Renders vsftpd.conf, or names the first key vsftpd cannot honour.
 pub fn render(
@@ -161,12 +168,7 @@ impl RealServer for Vsftpd {
 
     /// `$FTPNAT_VSFTPD`, `/usr/sbin/vsftpd`, or the unpacked package.
     fn binary(&self) -> Result<PathBuf, SetupError> {
-        daemon::binary(
-            "FTPNAT_VSFTPD",
-            "/usr/sbin/vsftpd",
-            "vsftpd/usr/sbin/vsftpd",
-            NAME,
-        )
+        daemon::binary(&PACKAGE)
     }
 
     /// Writes vsftpd.conf (and the empty secure_chroot_dir it needs).
@@ -176,11 +178,9 @@ impl RealServer for Vsftpd {
         raw: &RawConfig,
         site: &Site,
     ) -> Result<(Command, SocketAddr), SetupError> {
-        let empty = site.dir.join(format!("{}-vsftpd-empty", site.label));
-        std::fs::create_dir_all(&empty).map_err(SetupError::io(empty.display()))?;
+        let empty = site.folder("vsftpd-empty")?;
         let (conf, addr) = render(raw, site.root, &empty, site.log)?;
-        let conf_path = site.dir.join(format!("{}-vsftpd.conf", site.label));
-        std::fs::write(&conf_path, conf).map_err(SetupError::io(conf_path.display()))?;
+        let conf_path = site.write("vsftpd.conf", &conf)?;
         let mut cmd = Command::new(bin);
         cmd.arg(&conf_path);
         Ok((cmd, addr))
@@ -212,5 +212,28 @@ mod tests {
                 .to_string(),
             "passive_exhausted is not supported by vsftpd"
         );
+    }
+
+    /// The whole vsftpd.conf of a NAT server with FTPS and timeouts
+    /// (a change to any line shows in review).
+    #[test]
+    fn rendered_config_snapshot() {
+        let raw: RawConfig = toml::from_str(concat!(
+            "masquerade_address = \"203.0.113.1\"\npassive_ports = [60000, 60010]\n",
+            "anonymous_upload = true\nserver_name = \"ftpnat test\"\n",
+            "limits = { max_clients = 20, max_clients_per_ip = 4 }\n",
+            "timeouts = { data_connect = 3, idle = 90 }\n",
+            "tls_cert = \"/run/tls/cert.pem\"\ntls_key = \"/run/tls/key.pem\"\ntls_required = \"control\"\n",
+        ))
+        .unwrap();
+        let (conf, addr) = render(
+            &raw,
+            Path::new("/srv/root"),
+            Path::new("/run/empty"),
+            Path::new("/run/server.log"),
+        )
+        .unwrap();
+        assert_eq!(addr.to_string(), "0.0.0.0:21");
+        insta::assert_snapshot!(conf);
     }
 }
