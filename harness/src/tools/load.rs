@@ -61,7 +61,9 @@ pub enum Arrivals {
     },
     /// As fast as the server greets: a client connects as soon as fewer
     /// than `n` connections are waiting for their 220, so at most `n` sit
-    /// in the listen queue (below every server's backlog: vsftpd's is 32).
+    /// in the listen queue (16 is below vsftpd's hard-coded 32 and
+    /// ProFTPD's and the reference server's backlogs; Pure-FTPd sizes its
+    /// backlog 3 + max users ÷ 8, so even 16 can overflow it).
     Paced {
         /// Connections in flight at most.
         n: usize,
@@ -400,13 +402,24 @@ pub fn run_rows(specs: &[LoadSpec], repeat: usize) -> Result<Vec<LoadRow>, Strin
     Ok(runs.into_iter().filter_map(LoadRow::of).collect())
 }
 
+/// The reference server's own settings in a load or probe run: its
+/// exhaustion policy and passive mode, how long `wait` waits, and how long
+/// a pending PASV may stay unconnected before its port is released.
+pub(crate) struct ReferenceSettings<'a> {
+    pub policy: &'a str,
+    pub mode: &'a str,
+    pub wait_ms: u64,
+    pub data_connect_s: u64,
+}
+
 /// The passive range's server settings for `target` (the reference
 /// server's policy, mode and bounds only for it).
-pub(crate) fn server_config(target: &Target, ports: u16, policy: &str, mode: &str) -> String {
+pub(crate) fn server_config(target: &Target, ports: u16, r: &ReferenceSettings<'_>) -> String {
     let hi = 60000 + u32::from(ports) - 1;
     if target.is_reference() {
         format!(
-            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], passive_exhausted = \"{policy}\", passive_mode = \"{mode}\", passive_wait_ms = 10000, limits = {{ max_clients = 5000, max_clients_per_ip = 5000, max_unauthenticated_per_ip = 5000 }}, timeouts = {{ data_connect = 5 }}"
+            "masquerade_address = \"203.0.113.1\", passive_ports = [60000, {hi}], passive_exhausted = \"{}\", passive_mode = \"{}\", passive_wait_ms = {}, limits = {{ max_clients = 5000, max_clients_per_ip = 5000, max_unauthenticated_per_ip = 5000 }}, timeouts = {{ data_connect = {} }}",
+            r.policy, r.mode, r.wait_ms, r.data_connect_s
         )
     } else {
         format!(
@@ -550,7 +563,16 @@ pub fn run(spec: &LoadSpec) -> Result<LoadReport, String> {
     let sc = Topo {
         engine: &spec.engine,
         target: &spec.server,
-        server_config: server_config(&spec.server, spec.ports, &spec.policy, &spec.passive_mode),
+        server_config: server_config(
+            &spec.server,
+            spec.ports,
+            &ReferenceSettings {
+                policy: &spec.policy,
+                mode: &spec.passive_mode,
+                wait_ms: 10_000,
+                data_connect_s: 5,
+            },
+        ),
         ports: spec.ports,
         forward: &spec.forward,
         client_addrs: spec.client_addrs,

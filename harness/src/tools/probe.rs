@@ -34,7 +34,7 @@ use std::{
 use serde::Serialize;
 
 use super::{
-    load::{server_config, Topo},
+    load::{server_config, ReferenceSettings, Topo},
     observe,
     target::Target,
 };
@@ -292,10 +292,18 @@ impl Prober {
 /// Probes one server. Needs root (or a user namespace).
 pub fn run(spec: &ProbeSpec) -> Result<ProbeReport, String> {
     let dir = crate::topology::netns::run_tempdir().map_err(|e| e.to_string())?;
-    let mut config = server_config(&spec.server, spec.ports, &spec.policy, "per-transfer");
-    if spec.server.is_reference() {
-        config = config.replace("passive_wait_ms = 10000", "passive_wait_ms = 1000");
-    }
+    // The holders' PASVs must stay pending for the whole sweep: the
+    // reference server releases an unconnected port after `data_connect`.
+    let config = server_config(
+        &spec.server,
+        spec.ports,
+        &ReferenceSettings {
+            policy: &spec.policy,
+            mode: "per-transfer",
+            wait_ms: 1000,
+            data_connect_s: 3600,
+        },
+    );
     let sc = Topo {
         engine: &spec.engine,
         target: &spec.server,
@@ -431,8 +439,13 @@ pub fn run(spec: &ProbeSpec) -> Result<ProbeReport, String> {
                 break;
             }
             // One more pending PASV, held: a few attempts (a server that
-            // probes random ports can fail with free ports left).
+            // probes random ports can fail with free ports left and kill
+            // the session); an error reply twice is the server's answer.
+            let mut refused = 0;
             for _ in 0..10 {
+                if refused >= 2 {
+                    break;
+                }
                 if Instant::now() >= deadline {
                     break;
                 }
@@ -448,8 +461,9 @@ pub fn run(spec: &ProbeSpec) -> Result<ProbeReport, String> {
                         holders.push((h, at.port() >= lo && at.port() <= hi));
                         break;
                     }
-                    Answer::Error(text, _, _) => {
+                    Answer::Error(text, alive, _) => {
                         *report.holder_failures.entry(text).or_default() += 1;
+                        refused += usize::from(alive);
                     }
                     Answer::Gone(_) => {
                         *report

@@ -69,7 +69,7 @@ fn replies(level: &serde_json::Value) -> String {
 fn probe_reference_is_flat_until_full_then_its_policy() {
     require_root();
     const R: u64 = 6;
-    for policy in ["refuse", "fallback"] {
+    for policy in ["refuse", "fallback", "wait"] {
         let v = json(&[
             "probe",
             "passive",
@@ -78,7 +78,7 @@ fn probe_reference_is_flat_until_full_then_its_policy() {
             "--ports",
             "6",
             "--max-held",
-            "8",
+            "7",
             "--samples",
             "6",
             "--policy",
@@ -86,7 +86,7 @@ fn probe_reference_is_flat_until_full_then_its_policy() {
         ]);
         let report = &v[0];
         let ls = levels(report);
-        assert_eq!(ls.len(), 9, "{report:#}");
+        assert_eq!(ls.len(), 8, "{report:#}");
         let mut p50 = Vec::new();
         for l in ls {
             let (k, samples) = (n(l, "k"), n(l, "samples"));
@@ -103,11 +103,17 @@ fn probe_reference_is_flat_until_full_then_its_policy() {
             assert_eq!(n(l, "in_range"), 0, "{policy} k={k}: {l}");
             assert_eq!(n(l, "killed"), 0, "{l}");
             match policy {
-                "refuse" => {
+                "refuse" | "wait" => {
                     assert_eq!(n(l, "errors"), samples, "{l}");
                     assert!(replies(l).contains("425"), "{l}");
                     // The holders could not hold more than the range.
                     assert_eq!(n(l, "held"), R, "{l}");
+                    // `wait` waits its bound (1 s in the probe) first.
+                    if policy == "wait" {
+                        assert!(f(l, "p50_ms") >= 900.0, "{l}");
+                    } else {
+                        assert!(f(l, "p50_ms") < 900.0, "{l}");
+                    }
                 }
                 _ => {
                     assert_eq!(n(l, "fallback"), samples, "{l}");
@@ -129,7 +135,7 @@ fn probe_reference_is_flat_until_full_then_its_policy() {
             "{policy}: p50 below full {p50:?}"
         );
         assert!(
-            report["holder_failures"].as_object().unwrap().is_empty() || policy == "refuse",
+            report["holder_failures"].as_object().unwrap().is_empty() || policy != "fallback",
             "{report:#}"
         );
     }
@@ -335,4 +341,51 @@ fn load_rows_for_every_server_and_burst_arrivals_show_listen_overflows() {
     assert!(n(&b["listen"], "overflows") > 0, "{b:#}");
     let p = burst("paced:16");
     assert_eq!(n(&p["listen"], "overflows"), 0, "{p:#}");
+}
+
+/// `ftpnat speed` for the server kinds beyond the default three: Pure-FTPd
+/// and the user's own (pyftpdlib), each moving every byte both ways.
+#[test]
+fn speed_for_pure_ftpd_and_a_command_server() {
+    require_root();
+    let (server, extra) = pyftpdlib();
+    let mut args = vec![
+        "speed",
+        "--size-mib",
+        "4",
+        "--repeat",
+        "1",
+        "--paths",
+        "loopback",
+        "--servers",
+        "pure-ftpd",
+        "--server",
+        &server,
+    ];
+    args.extend(extra);
+    let v = json(&args);
+    let rows: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["bytes"], 4 << 20, "{r}");
+            assert!(f(r, "mib_per_s") > 0.0, "{r}");
+            (
+                r["server"].as_str().unwrap().to_string(),
+                r["direction"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want = [
+        ("pure-ftpd", "RETR"),
+        ("pure-ftpd", "STOR"),
+        ("pyftpdlib 2.2", "RETR"),
+        ("pyftpdlib 2.2", "STOR"),
+    ];
+    assert_eq!(
+        rows,
+        want.map(|(a, b)| (a.to_string(), b.to_string())),
+        "{v:#}"
+    );
 }
