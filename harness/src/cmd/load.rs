@@ -165,9 +165,9 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
 
 /// `--table`: per R = 2, 10, 100, the reference server with every policy
 /// (range forwarded), fallback with every port forwarded, pooled mode from
-/// 4 client addresses, then each other server with its own behaviour;
-/// ProFTPD (and any server that falls back) sits right after the
-/// reference server's `fallback` rows, its own behaviour.
+/// 4 client addresses, then each other server with its own behaviour
+/// (its policy cell says which: ProFTPD's `own: fallback` compares with
+/// the reference server's `fallback` row of the same R).
 fn preset_table(base: &LoadSpec, targets: &[ftpnat::tools::target::Target]) -> Vec<LoadSpec> {
     let mut v = Vec::new();
     // The range is only the bottleneck when more clients than ports want

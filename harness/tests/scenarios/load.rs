@@ -141,6 +141,39 @@ fn probe_reference_is_flat_until_full_then_its_policy() {
     }
 }
 
+/// The probe on the kernel engine: the RST for a fallback port is put on
+/// the router by its nftables counter (the unsolicited-input rule), as on
+/// the sim engine by its drop counter.
+#[test]
+fn probe_on_the_kernel_engine_names_the_routers_rst() {
+    require_root();
+    let v = json(&[
+        "probe",
+        "passive",
+        "--engine",
+        "kernel",
+        "--servers",
+        "reference",
+        "--policy",
+        "fallback",
+        "--ports",
+        "3",
+        "--max-held",
+        "4",
+        "--samples",
+        "2",
+    ]);
+    for l in levels(&v[0]) {
+        let (k, samples) = (n(l, "k"), n(l, "samples"));
+        if k < 3 {
+            assert_eq!(n(l, "reachable"), samples, "{l}");
+        } else {
+            assert_eq!(n(l, "fallback"), samples, "{l}");
+            assert_eq!(n(l, "refused_by_router"), samples, "{l}");
+        }
+    }
+}
+
 /// vsftpd's 9 random binds: no failure on an empty range, failures before
 /// the range is full (a bind loop that gives up with free ports left), and
 /// from full on every PASV kills the session with `500 OOPS`.
