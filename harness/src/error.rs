@@ -135,7 +135,7 @@ mod tests {
             install: "run ci/test.sh".into(),
         };
         assert_eq!(missing.to_string(), "vsftpd not found: run ci/test.sh");
-        assert_eq!(missing.status(), Status::Error);
+        assert_eq!(missing.status(), Status::NotSupportedHere);
         let kernel = SetupError::NotExpressible {
             gateway: "gw".into(),
             what: "impairment".into(),

@@ -32,6 +32,7 @@ Most commands need root (network namespaces); run as another user, ftpnat
 uses a user namespace where the kernel allows it.
 
 Start with: ftpnat run   (the conformance suite, on the sim engine)
+            ftpnat doctor   (what this machine can run, and how to get the rest)
 Guide: docs/getting-started.md; reports: docs/report-format.md"
 )]
 struct Cli {
@@ -41,7 +42,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run scenarios (files or folders; default scenarios/conformance).
+    /// Run scenarios (files or folders; default: ./scenarios/conformance if
+    /// present, else the suite built into ftpnat).
     #[command(after_long_help = "\
 Examples:
   ftpnat run                                   the suite, reference server, sim engine
@@ -100,6 +102,29 @@ Exit: 0 all passed or not supported, 1 a scenario failed, 2 bad input.")]
     Image {
         #[command(subcommand)]
         what: cmd::image::ImageCmd,
+    },
+    /// The built-in conformance suite, profiles, rule sets and server
+    /// templates: list them, or export them for editing.
+    Suite {
+        #[command(subcommand)]
+        what: cmd::suite::SuiteCmd,
+    },
+    /// What this machine offers ftpnat and what it lacks (kernel features,
+    /// tools, peers, Docker, privileges), each missing item with what it
+    /// disables and the command that gets it. Exit 1 when the main job
+    /// (`ftpnat run`) cannot run here.
+    Doctor(cmd::doctor::Args),
+    /// Scaffold testing your own server: a sample scenario (your server
+    /// behind a NAT), a config template and a profile skeleton for the
+    /// `command` kind, ftpnat.toml (what `ftpnat run` there runs) and a CI
+    /// file wired to --shard, JUnit and artifacts. `ftpnat run` in DIR
+    /// then passes against the reference server.
+    Init(cmd::init::Args),
+    /// Real FTP servers to test next to the reference server (vsftpd,
+    /// ProFTPD, Pure-FTPd, pyftpdlib): install them into a per-user folder.
+    Peers {
+        #[command(subcommand)]
+        what: cmd::peers::PeersCmd,
     },
     /// Print a shell completion script, e.g.
     /// `ftpnat completions bash > /etc/bash_completion.d/ftpnat`.
@@ -168,6 +193,10 @@ fn run() -> Result<ExitCode, cmd::CliError> {
         Cmd::Clean => cmd::clean::run(),
         Cmd::Schema => cmd::schema::run(),
         Cmd::Image { what } => cmd::image::run(what),
+        Cmd::Init(a) => cmd::init::run(a),
+        Cmd::Doctor(a) => cmd::doctor::run(a),
+        Cmd::Suite { what } => cmd::suite::run(what),
+        Cmd::Peers { what } => cmd::peers::run(what),
         Cmd::Completions(a) => cmd::completions::run(a, Cli::command()),
         Cmd::Man(a) => cmd::man::run(a, Cli::command()),
         Cmd::Debug { what } => cmd::debug::run(what),

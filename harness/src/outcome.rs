@@ -23,6 +23,11 @@ pub enum Status {
     /// supported by this server", "not expressible with the kernel
     /// engine"). Never a pass, and not a failure either.
     Unsupported,
+    /// Not run: this machine lacks a program, server or kernel feature the
+    /// scenario needs (lftp, vsftpd, nft, …); a gap of the machine, not of
+    /// the thing under test. Fails a run only with `--require-all`.
+    #[serde(rename = "not-supported-here")]
+    NotSupportedHere,
 }
 
 /// Why a scenario was not run, by cause (its status follows from it).
@@ -43,13 +48,15 @@ pub enum NotRun {
 
 impl NotRun {
     /// The status of a scenario not run for this cause: what a server or
-    /// engine cannot do is "not supported"; the rest is an error.
+    /// engine cannot do is "not supported"; what this machine lacks is
+    /// "not supported here"; the rest is an error.
     pub fn status(self) -> Status {
         match self {
             NotRun::ServerUnsupported | NotRun::NotExpressible | NotRun::Profile => {
                 Status::Unsupported
             }
-            NotRun::Missing | NotRun::Failed => Status::Error,
+            NotRun::Missing => Status::NotSupportedHere,
+            NotRun::Failed => Status::Error,
         }
     }
 }
@@ -106,6 +113,9 @@ pub struct ScenarioResult {
     /// Why it was not run (status `unsupported` or `error` at set-up).
     #[serde(skip)]
     pub not_run: Option<NotRun>,
+    /// What this machine lacks to run it (status `not-supported-here`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<crate::machine::Missing>,
     /// Gateway counters by gateway.
     #[serde(skip)]
     pub gateways: BTreeMap<String, Counters>,

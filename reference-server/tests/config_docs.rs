@@ -1,4 +1,5 @@
-//! The README's configuration table and NAT example against the server:
+//! The configuration table and NAT example of docs/reference-server.md
+//! (moved there from the README) against the server:
 //! * the table lists exactly the keys the configuration structure accepts
 //!   (read from the deserializer itself, table by table);
 //! * every default written as a TOML value is the real default: setting a
@@ -10,14 +11,14 @@ use std::{collections::BTreeSet, path::Path};
 
 use ftpnat_server::config::{Config, RawConfig};
 
-const README: &str = include_str!("../../README.md");
+const README: &str = include_str!("../../docs/reference-server.md");
 
 /// The rows of the table under "### Every configuration key":
 /// (key, default column).
 fn table() -> Vec<(String, String)> {
     let start = README
         .find("### Every configuration key")
-        .expect("README has the configuration table");
+        .expect("docs/reference-server.md has the configuration table");
     let section = &README[start..];
     let section = &section[..section[4..].find("\n#").map_or(section.len(), |i| i + 4)];
     section
@@ -132,7 +133,7 @@ fn the_nat_example_is_valid_and_read_only_for_anonymous_users() {
             &format!("root = \"{}\"", dir.path().display()),
         )
         .replace("run_as = \"ftp\"", "run_as = \"nobody\"");
-    let c = Config::from_toml(&text, Path::new("README.md"), &|_| {
+    let c = Config::from_toml(&text, Path::new("docs/reference-server.md"), &|_| {
         Err(std::io::Error::other("no DNS"))
     })
     .unwrap_or_else(|e| panic!("{e}\n{text}"));

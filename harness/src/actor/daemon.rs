@@ -1,6 +1,6 @@
 //! The one launch path of every real FTP server ([`launch`]): find the
-//! binary (system path, or the Debian package `ci/test.sh` unpacked under
-//! `target/peers`), give the anonymous account the upload folders, let the
+//! binary (system path, or the Debian package `ftpnat peers install`
+//! unpacked), give the anonymous account the upload folders, let the
 //! server kind write its config, start it inside the host's namespace as a
 //! child process, wait until its control port answers 220; then its log,
 //! and stopping it by PID ([`Daemon`]). Also the key checks the kinds
@@ -23,7 +23,10 @@ use crate::{
     topology::{Netns, NsProcess},
 };
 
-/// Locates a packaged server's binary.
+/// Locates a packaged server's binary: `$env_var`, then the system path,
+/// then the peers folders ([`crate::peers::search_dirs`]: the per-user
+/// folder `ftpnat peers install` fills, and `target/peers` of older
+/// checkouts).
 pub fn binary(pkg: &Package) -> Result<PathBuf, SetupError> {
     let Package {
         name,
@@ -34,22 +37,14 @@ pub fn binary(pkg: &Package) -> Result<PathBuf, SetupError> {
     if let Ok(p) = std::env::var(env_var) {
         return Ok(PathBuf::from(p));
     }
-    let mut candidates = vec![PathBuf::from(system)];
-    if let Ok(mut dir) = std::env::current_dir() {
-        loop {
-            candidates.push(dir.join("target/peers").join(peer));
-            if !dir.pop() {
-                break;
-            }
-        }
-    }
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
+    Some(PathBuf::from(system))
+        .filter(|p| p.exists())
+        .or_else(|| crate::peers::find(peer))
         .ok_or_else(|| SetupError::Missing {
             tool: name.into(),
             install: format!(
-                "run ci/test.sh (it unpacks Debian's {name} into target/peers), or set {env_var}"
+                "ftpnat peers install {name} (unpacks Debian's {name} into {}), or set {env_var}",
+                crate::peers::dir().display()
             ),
         })
 }

@@ -72,7 +72,14 @@ pub(crate) fn compare(
             .or_else(|| opts.artifacts.clone()),
         ..opts.clone()
     };
-    let run = |engine| runner::run_all(scenarios, &with(engine), jobs, &|_, _| {});
+    let _bar = ftpnat::progress::Guard::start(2 * scenarios.len() as u64, "diff");
+    let run = |engine: EngineKind| {
+        ftpnat::progress::message(format!("{engine:?} engine").to_lowercase());
+        runner::run_all(scenarios, &with(engine), jobs, &|_, r| {
+            ftpnat::progress::message(format!("{engine:?}: {}", r.name).to_lowercase());
+            ftpnat::progress::inc(1);
+        })
+    };
     let sim = run(EngineKind::Sim);
     let kernel = run(EngineKind::Kernel);
     let mut rows = Vec::new();
@@ -149,7 +156,7 @@ pub(crate) fn compare(
                 );
             }
             outln!(
-                "{} scenarios: {} agree, {} differ ({} in behaviour, {} documented (tag kernel-differs), {} not expressible in the kernel, {} sim-only counters)",
+                "{} scenarios: {} agree, {} differ ({} in behaviour, {} documented (tag kernel-differs), {} not expressible in the kernel, {} sim-only counters, {} not supported here)",
                 sim.len(),
                 sim.len() - rows.len(),
                 rows.len(),
@@ -157,6 +164,7 @@ pub(crate) fn compare(
                 count(Disagreement::Documented),
                 count(Disagreement::NotExpressible),
                 count(Disagreement::SimOnlyCounter),
+                count(Disagreement::NotSupportedHere),
             );
         }
         Format::Json => {

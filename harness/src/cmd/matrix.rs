@@ -87,6 +87,10 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     let mut columns = Vec::new();
     let mut cells: Vec<Vec<String>> = vec![Vec::new(); scenarios.len()];
     let mut runs = Vec::new();
+    let _bar = ftpnat::progress::Guard::start(
+        (servers.len() * a.engines.len() * scenarios.len()) as u64,
+        "matrix",
+    );
     for (name, base) in &servers {
         for engine in &a.engines {
             let column = format!("{name} / {}", engine.name());
@@ -100,7 +104,10 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
                 artifacts: artifacts.clone(),
                 ..base.clone()
             };
-            let results = runner::run_all(&scenarios, &opts, jobs, &|_, _| {});
+            let results = runner::run_all(&scenarios, &opts, jobs, &|_, r| {
+                ftpnat::progress::message(format!("{column}: {}", r.name));
+                ftpnat::progress::inc(1);
+            });
             for (i, r) in results.iter().enumerate() {
                 cells[i].push(cell(r.status).into());
             }
@@ -166,6 +173,7 @@ fn cell(s: Status) -> &'static str {
     match s {
         Status::Pass => "pass",
         Status::Unsupported => "n/a",
+        Status::NotSupportedHere => "not here",
         Status::Error => "error",
         Status::Fail => "**FAIL**",
     }

@@ -44,17 +44,21 @@ pub(crate) mod clean;
 pub(crate) mod completions;
 pub(crate) mod debug;
 pub(crate) mod diff;
+pub(crate) mod doctor;
 pub(crate) mod graph;
 pub(crate) mod html;
 pub(crate) mod image;
+pub(crate) mod init;
 pub(crate) mod list;
 pub(crate) mod load;
 pub(crate) mod man;
 pub(crate) mod matrix;
+pub(crate) mod peers;
 pub(crate) mod probe;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod speed;
+pub(crate) mod suite;
 pub(crate) mod validate_ruleset;
 
 /// Why a command could not do its job.
@@ -235,18 +239,91 @@ pub(crate) fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
-fn default_paths(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    if paths.is_empty() {
-        vec![PathBuf::from("scenarios/conformance")]
-    } else {
-        paths
+/// The project file `ftpnat init` writes; `ftpnat run` and `ftpnat list`
+/// read it from the current folder.
+pub(crate) const PROJECT_FILE: &str = "ftpnat.toml";
+
+/// `ftpnat.toml`: defaults for `ftpnat run` in this folder (options on
+/// the command line win).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Project {
+    /// `[run]`.
+    #[serde(default)]
+    pub(crate) run: ProjectRun,
+}
+
+/// `[run]` of `ftpnat.toml`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProjectRun {
+    /// Scenario files or folders (`builtin:conformance`: the built-in suite).
+    #[serde(default)]
+    pub(crate) paths: Vec<PathBuf>,
+    /// As `--server`.
+    pub(crate) server: Option<String>,
+    /// As `--server-config`.
+    pub(crate) server_config: Option<PathBuf>,
+    /// As `--profile`.
+    pub(crate) profile: Option<PathBuf>,
+}
+
+impl Project {
+    /// Reads a project file.
+    pub(crate) fn load(path: &std::path::Path) -> Result<Project, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
+
+    /// `./ftpnat.toml`, when there is one.
+    pub(crate) fn here() -> Result<Option<Project>, CliError> {
+        let p = std::path::Path::new(PROJECT_FILE);
+        if !p.is_file() {
+            return Ok(None);
+        }
+        Project::load(p).map(Some).map_err(CliError::Input)
+    }
+}
+
+/// A path as given, or, for `builtin:NAME`, that folder of the suite built
+/// into the binary (`builtin:conformance`, `builtin:probes`, …).
+fn resolve_path(p: PathBuf) -> Result<PathBuf, CliError> {
+    let Some(rest) = p.to_str().and_then(|s| s.strip_prefix("builtin:")) else {
+        return Ok(p);
+    };
+    let root = ftpnat::suite::unpacked()
+        .map_err(|e| CliError::Input(format!("cannot unpack the built-in suite: {e}")))?;
+    ftpnat::confine::relative_name(rest)
+        .map_err(|m| CliError::Input(format!("{}: {m}", p.display())))?;
+    let dir = root.join(rest);
+    if !dir.exists() {
+        return Err(CliError::Input(format!(
+            "{}: no such built-in folder (see `ftpnat suite list`)",
+            p.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// The paths given; else those of `./ftpnat.toml`; else the conformance
+/// suite: `./scenarios/conformance` when present, else the built-in one.
+fn default_paths(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, CliError> {
+    let paths = match (paths.is_empty(), Project::here()?) {
+        (false, _) => paths,
+        (true, Some(p)) if !p.run.paths.is_empty() => p.run.paths,
+        (true, _) => {
+            let suite = ftpnat::suite::default_conformance()
+                .map_err(|e| CliError::Input(format!("cannot unpack the built-in suite: {e}")))?;
+            return Ok(vec![suite]);
+        }
+    };
+    paths.into_iter().map(resolve_path).collect()
 }
 
 /// Loads scenarios (default: the conformance suite); every invalid file
 /// and every name used twice is reported, all at once.
 pub(crate) fn load_all(paths: Vec<PathBuf>) -> Result<Vec<Scenario>, CliError> {
-    let files = scenario::discover(&default_paths(paths)).map_err(CliError::input)?;
+    let files = scenario::discover(&default_paths(paths)?).map_err(CliError::input)?;
     if files.is_empty() {
         return Err(CliError::Input("no scenario files (*.toml) found".into()));
     }

@@ -82,9 +82,22 @@ pub(crate) struct Args {
     /// or Docker containers (network mode none, wired by ftpnat).
     #[arg(long, value_enum, default_value = "netns")]
     pub(crate) substrate: Substrate,
+    /// Scenarios this machine cannot run (a program, real server or kernel
+    /// feature is missing: "not supported here") fail the run (exit 1)
+    /// instead of being listed; for CI that wants full coverage.
+    #[arg(long)]
+    pub(crate) require_all: bool,
 }
 
-pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
+pub(crate) fn run(mut a: Args) -> Result<ExitCode, CliError> {
+    // ./ftpnat.toml (ftpnat init) fills in what the command line leaves out.
+    if let Some(p) = super::Project::here()? {
+        if a.server.is_none() && a.server_kind.is_none() {
+            a.server = p.run.server;
+            a.server_config = a.server_config.or(p.run.server_config);
+        }
+        a.profile = a.profile.or(p.run.profile);
+    }
     let command = a
         .server
         .map(|s| CommandSpec::parse(&s, a.server_config))
@@ -129,7 +142,12 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
     let results = run_with_progress(&scenarios, &opts, jobs, a.format);
     let summary = Summary::of(&results, t0.elapsed().as_millis() as u64);
     match a.format {
-        Format::Human => outln!("{}", summary.line()),
+        Format::Human => {
+            outln!("{}", summary.line());
+            for line in not_here(&results, a.require_all) {
+                outln!("{line}");
+            }
+        }
         Format::Json => outln!("{}", report::json(&results, summary)),
     }
     if let Some(dir) = &a.html {
@@ -167,7 +185,41 @@ pub(crate) fn run(a: Args) -> Result<ExitCode, CliError> {
         std::fs::write(&path, report::junit(&results, summary))
             .map_err(|e| CliError::Input(format!("writing {}: {e}", path.display())))?;
     }
-    Ok(found(summary.failed + summary.errors > 0))
+    Ok(found(
+        summary.failed + summary.errors > 0 || (a.require_all && summary.not_supported_here > 0),
+    ))
+}
+
+/// The closing lines for scenarios not supported here: one per missing
+/// program, with its install command and the scenarios it kept from
+/// running, then where to look for the rest.
+fn not_here(results: &[ScenarioResult], require_all: bool) -> Vec<String> {
+    let mut by_tool: Vec<(&ftpnat::machine::Missing, Vec<&str>)> = Vec::new();
+    for r in results {
+        for m in &r.missing {
+            match by_tool.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, names)) => names.push(&r.name),
+                None => by_tool.push((m, vec![&r.name])),
+            }
+        }
+    }
+    if by_tool.is_empty() {
+        return Vec::new();
+    }
+    let n = results.iter().filter(|r| !r.missing.is_empty()).count();
+    let mut out = vec![format!(
+        "{n} not supported here{}:",
+        if require_all {
+            " (failures: --require-all)"
+        } else {
+            ""
+        }
+    )];
+    for (m, names) in by_tool {
+        out.push(format!("  {m} ({})", names.join(", ")));
+    }
+    out.push("  what else this machine lacks, and how to get it: ftpnat doctor".into());
+    out
 }
 
 /// The scenarios `--filter`, `--tag` and `--shard` select; none is an error.

@@ -22,6 +22,9 @@ pub struct Summary {
     /// Scenarios not run because the server or engine cannot do what they
     /// need.
     pub unsupported: usize,
+    /// Scenarios not run because this machine lacks a program, server or
+    /// kernel feature they need.
+    pub not_supported_here: usize,
     /// Wall-clock milliseconds of the whole run.
     pub duration_ms: u64,
 }
@@ -35,6 +38,7 @@ impl Summary {
             failed: count(Status::Fail),
             errors: count(Status::Error),
             unsupported: count(Status::Unsupported),
+            not_supported_here: count(Status::NotSupportedHere),
             duration_ms,
         }
     }
@@ -46,8 +50,13 @@ impl Summary {
         } else {
             String::new()
         };
+        let here = if self.not_supported_here > 0 {
+            format!(", {} not supported here", self.not_supported_here)
+        } else {
+            String::new()
+        };
         format!(
-            "{} passed, {} failed, {} errors{unsupported} ({:.1} s)",
+            "{} passed, {} failed, {} errors{unsupported}{here} ({:.1} s)",
             self.passed,
             self.failed,
             self.errors,
@@ -78,6 +87,7 @@ pub fn human_line(r: &ScenarioResult) -> String {
         Status::Fail => "FAIL ",
         Status::Error => "ERROR",
         Status::Unsupported => "N/A  ",
+        Status::NotSupportedHere => "SKIP ",
     };
     let mut s = format!(
         "{mark} {:<44} {:>6} ms (set-up {} ms)",
@@ -125,7 +135,7 @@ pub fn junit(results: &[ScenarioResult], summary: Summary) -> String {
         results.len(),
         summary.failed,
         summary.errors,
-        summary.unsupported,
+        summary.unsupported + summary.not_supported_here,
         summary.duration_ms as f64 / 1000.0
     ));
     for r in results {
@@ -151,7 +161,7 @@ pub fn junit(results: &[ScenarioResult], summary: Summary) -> String {
                 xml_escape(&first),
                 xml_escape(&detail)
             )),
-            Status::Unsupported => out.push_str(&format!(
+            Status::Unsupported | Status::NotSupportedHere => out.push_str(&format!(
                 ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
                 xml_escape(&first)
             )),

@@ -7,6 +7,7 @@
 //! connections by the step timeout, the whole scenario by its own.
 
 pub mod expect;
+pub mod needs;
 pub mod topo;
 
 use std::{
@@ -355,6 +356,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         failure: None,
         notes: Vec::new(),
         not_run: None,
+        missing: Vec::new(),
         gateways: BTreeMap::new(),
         traces: BTreeMap::new(),
         transcripts: BTreeMap::new(),
@@ -399,6 +401,16 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> ScenarioResult {
         for s in sc.hosts.iter_mut().filter_map(|h| h.server.as_mut()) {
             s.command = Some(Arc::clone(cmd));
         }
+    }
+    let missing = needs::missing(&sc, opts.docker);
+    if !missing.is_empty() {
+        let why: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
+        result.status = Status::NotSupportedHere;
+        result.not_run = Some(crate::outcome::NotRun::Missing);
+        result.failure = Some(format!("not supported here: {}", why.join("; ")));
+        result.missing = missing;
+        result.duration_ms = t0.elapsed().as_millis() as u64;
+        return result;
     }
     let mut env = match Lab::start_on(&sc, &dir, !opts.no_pcap, opts.docker) {
         Ok(l) => l,
@@ -1283,6 +1295,8 @@ pub enum Disagreement {
     NotExpressible,
     /// Only a check of counters the kernel engine does not keep failed.
     SimOnlyCounter,
+    /// One side could not run on this machine (a program is missing).
+    NotSupportedHere,
     /// The engines really behave differently.
     Behaviour,
     /// They behave differently where the scenario says so (tag
@@ -1337,6 +1351,9 @@ fn skip_sim_only_counters(sc: &mut Scenario, notes: &mut Vec<String>) {
 pub fn disagreement(sim: &ScenarioResult, kernel: &ScenarioResult) -> Option<Disagreement> {
     if sim.status == kernel.status {
         return None;
+    }
+    if sim.status == Status::NotSupportedHere || kernel.status == Status::NotSupportedHere {
+        return Some(Disagreement::NotSupportedHere);
     }
     if kernel.not_run == Some(NotRun::NotExpressible) {
         return Some(Disagreement::NotExpressible);

@@ -394,9 +394,20 @@ impl LoadRow {
 /// machine hits every row alike), and groups the runs by spec.
 pub fn run_rows(specs: &[LoadSpec], repeat: usize) -> Result<Vec<LoadRow>, String> {
     let mut runs: Vec<Vec<LoadReport>> = vec![Vec::new(); specs.len()];
-    for _ in 0..repeat.max(1) {
+    let _bar = crate::progress::Guard::start((repeat.max(1) * specs.len()) as u64, "load");
+    for n in 0..repeat.max(1) {
         for (i, s) in specs.iter().enumerate() {
+            crate::progress::message(format!(
+                "round {}/{}: {} R={} {} {} clients",
+                n + 1,
+                repeat.max(1),
+                s.server.name,
+                s.ports,
+                s.policy,
+                s.clients
+            ));
             runs[i].push(run(s)?);
+            crate::progress::inc(1);
         }
     }
     Ok(runs.into_iter().filter_map(LoadRow::of).collect())

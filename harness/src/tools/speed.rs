@@ -306,12 +306,24 @@ pub fn run(
 ) -> Result<Vec<SpeedRow>, String> {
     let modes: &[bool] = if with_tls { &[false, true] } else { &[false] };
     let mut rounds: Vec<Vec<SpeedRow>> = Vec::new();
-    for _ in 0..repeat.max(1) {
+    let _bar = crate::progress::Guard::start(
+        (repeat.max(1) * paths.len() * targets.len() * modes.len()) as u64,
+        "speed",
+    );
+    for n in 0..repeat.max(1) {
         let mut round = Vec::new();
         for path in paths {
             for target in targets {
                 for tls in modes {
+                    crate::progress::message(format!(
+                        "round {}/{}: {} {path:?}{}",
+                        n + 1,
+                        repeat.max(1),
+                        target.name,
+                        if *tls { " FTPS" } else { "" }
+                    ));
                     round.extend(measure(target, *path, size, *tls)?);
+                    crate::progress::inc(1);
                 }
             }
         }

@@ -411,6 +411,7 @@ fn run_battery(
         scenarios
             .push(scenario::parse(&text, &path).map_err(|d| ValidateError::Params(d.to_string()))?);
     }
+    let _bar = crate::progress::Guard::start(scenarios.len() as u64, "validate-ruleset");
     let results: Vec<ScenarioResult> = runner::run_all(
         &scenarios,
         &RunOptions {
@@ -419,7 +420,10 @@ fn run_battery(
             ..Default::default()
         },
         jobs,
-        &|_, _| {},
+        &|_, r| {
+            crate::progress::message(&r.name);
+            crate::progress::inc(1);
+        },
     );
     let router: Vec<Ipv4Addr> = params.wan.iter().map(|w| w.addr.addr()).collect();
     let mut out = Vec::new();

@@ -336,6 +336,8 @@ pub struct Built {
 /// `ftpnat-server` binary), each tagged by a hash of its inputs and also
 /// `:latest`; an image whose tag exists is not rebuilt unless `force`.
 pub fn build_images(server_binary: &Path, force: bool) -> Result<Built, String> {
+    let _bar = crate::progress::Guard::start(0, "image build");
+    crate::progress::message("checking the Docker engine");
     require_engine()?;
     let mirror = debian_mirror();
     let packages = format!("{} | {}", BASE_PACKAGES.join(" "), BASE_UNPACKED.join(" "));
@@ -357,6 +359,7 @@ pub fn build_images(server_binary: &Path, force: bool) -> Result<Built, String> 
         {
             return Err("debootstrap is missing: apt-get install -y debootstrap".into());
         }
+        crate::progress::message(format!("building {base}: debootstrap and packages"));
         let work = tempfile::tempdir().map_err(|e| e.to_string())?;
         let script = work.path().join("image-build.sh");
         std::fs::write(&script, IMAGE_BUILD).map_err(|e| e.to_string())?;
@@ -379,6 +382,7 @@ pub fn build_images(server_binary: &Path, force: bool) -> Result<Built, String> 
         std::fs::read(server_binary).map_err(|e| format!("{}: {e}", server_binary.display()))?;
     let server = format!("ftpnat/server:{}", short_hash(&[base.as_bytes(), &bin]));
     if force || docker(&["image", "inspect", &server]).is_err() {
+        crate::progress::message(format!("building {server}"));
         let ctx = tempfile::tempdir().map_err(|e| e.to_string())?;
         std::fs::write(ctx.path().join("ftpnat-server"), &bin).map_err(|e| e.to_string())?;
         std::fs::write(

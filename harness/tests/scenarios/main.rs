@@ -15,6 +15,7 @@ use ftpnat::{
 };
 
 mod adversarial;
+mod firstrun;
 mod honesty;
 mod load;
 mod rulesets;

@@ -92,7 +92,7 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}
 tr.fail td,tr.error td{background:#fdecea} tr.failing td{background:#f9c9c3;font-weight:bold}
 .badge{display:inline-block;padding:1px 7px;border-radius:9px;font-size:12px;color:#fff}
-.badge.pass{background:#1e8449}.badge.fail{background:#c0392b}.badge.error{background:#7d3c98}.badge.unsupported{background:#7f8c8d}
+.badge.pass{background:#1e8449}.badge.fail{background:#c0392b}.badge.error{background:#7d3c98}.badge.unsupported{background:#7f8c8d}.badge.not-here{background:#95a5a6}
 pre{background:#fff;border:1px solid #ddd;padding:8px;overflow:auto;font-size:12px;max-height:420px}
 .findings{background:#fff5f4;border:1px solid #e6b0aa;padding:8px 12px}
 .findings li{margin:3px 0;font-family:monospace;font-size:12.5px}
@@ -116,6 +116,7 @@ fn status_word(s: Status) -> &'static str {
         Status::Fail => "fail",
         Status::Error => "error",
         Status::Unsupported => "unsupported",
+        Status::NotSupportedHere => "not-here",
     }
 }
 
@@ -197,7 +198,7 @@ pub fn index(info: &RunInfo, entries: &[Entry<'_>], s: Summary) -> String {
     tags.sort_unstable();
     tags.dedup();
     b.push_str("<div class=\"filters\">Status: ");
-    for st in ["fail", "error", "unsupported", "pass"] {
+    for st in ["fail", "error", "unsupported", "not-here", "pass"] {
         let _ = write!(
             b,
             "<label><input type=\"checkbox\" class=\"fstatus\" value=\"{st}\" checked> {st}</label>"
@@ -213,7 +214,7 @@ pub fn index(info: &RunInfo, entries: &[Entry<'_>], s: Summary) -> String {
     let rank = |s: Status| match s {
         Status::Fail => 0,
         Status::Error => 1,
-        Status::Unsupported => 2,
+        Status::Unsupported | Status::NotSupportedHere => 2,
         Status::Pass => 3,
     };
     order.sort_by_key(|e| (rank(e.result.status), e.result.name.clone()));
