@@ -125,10 +125,13 @@ pub(crate) fn run(mut a: Args) -> Result<ExitCode, CliError> {
         };
         return super::diff::compare(&scenarios, jobs, a.format, opts, a.html.as_deref());
     }
+    // Absolute: servers' roots beneath it are resolved against each
+    // scenario file's folder otherwise (a relative --artifacts broke runs).
     let artifacts = a
         .artifacts
         .clone()
-        .or_else(|| a.html.as_ref().map(|h| h.join("artifacts")));
+        .or_else(|| a.html.as_ref().map(|h| h.join("artifacts")))
+        .map(|p| std::path::absolute(&p).unwrap_or(p));
     let opts = RunOptions {
         artifacts,
         no_pcap: a.no_pcap,
